@@ -1,0 +1,153 @@
+"""Vid-ODE: continuous-time video generation with neural ODEs.
+
+    python main.py --phase train --dataset kth
+    python main.py --phase test_met --test_dir storage/logs/<MMDD>/<run>
+    python main.py --phase generate --test_dir RUN --fps_factor 4
+
+Options live in get_opt(); the work lives in trainer.py, tester.py and generator.py.
+"""
+import argparse
+import sys
+
+DATASETS = ("kth", "penn", "mgif", "hurricane", "shapes", "custom")
+PHASES = ("train", "test_met", "generate", "eval_continuous")
+SOLVERS = ("dopri5", "euler", "adams", "rk4", "midpoint", "bosh3", "dopri8", "implicit_adams")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _build_parser():
+    p = argparse.ArgumentParser(
+        description="Vid-ODE (Park et al., AAAI 2021): train, evaluate and generate video "
+        "at any time stamps.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    # --- options of the paper's code, same names and defaults (SPEC section 1) ---
+    p.add_argument("--name", default="vid_ode", help="experiment name")
+    p.add_argument("-j", "--workers", type=int, default=4, help="data-loading workers")
+    p.add_argument("-b", "--batch_size", type=_positive_int, default=8,
+                   help="clips per step (per process under torchrun)")
+    p.add_argument("--epoch", type=_positive_int, default=500)
+    p.add_argument("--phase", default="train", choices=PHASES)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adamax learning rate (G and D)")
+    p.add_argument("--window_size", type=_positive_int, default=20,
+                   help="frames in a window (irregular sampling)")
+    p.add_argument("--sample_size", type=_positive_int, default=10,
+                   help="frames sampled from a clip")
+    p.add_argument("--lamb_adv", type=float, default=0.003, help="weight of every adversarial term")
+    p.add_argument("--input_size", type=_positive_int, default=128, help="frame side in pixels")
+    p.add_argument("--dec_diff", default="dopri5", choices=SOLVERS,
+                   help="decoder ODE solver; 'adams' is an alias of torchdiffeq's "
+                   "'implicit_adams' (its old variable-step Adams was removed)")
+    p.add_argument("--n_layers", type=int, default=2, help="hidden conv layers of each ODE function")
+    p.add_argument("--n_downs", type=_positive_int, default=2, help="encoder down-samplings")
+    p.add_argument("--init_dim", type=_positive_int, default=32, help="first encoder width")
+    p.add_argument("--input_norm", action="store_true", help="scale frames to [-1, 1]")
+    p.add_argument("--run_backwards", action=argparse.BooleanOptionalAction, default=True,
+                   help="encoder walks the frames backwards in time")
+    p.add_argument("--irregular", action="store_true", help="irregularly sampled frames")
+    p.add_argument("--extrap", action="store_true", help="extrapolation (default: interpolation)")
+    p.add_argument("--split_time", type=int, default=10, help="kept for compatibility (unused)")
+    p.add_argument("--ckpt_save_freq", type=_positive_int, default=5000, help="steps between checkpoints")
+    p.add_argument("--log_print_freq", type=_positive_int, default=10, help="steps between log lines")
+    p.add_argument("--image_print_freq", type=_positive_int, default=1000,
+                   help="steps between saved image grids")
+    p.add_argument("--dataset", default="kth", choices=DATASETS)
+    p.add_argument("--log_dir", default="./logs", help="overridden by train (storage/logs/...)")
+    p.add_argument("--checkpoint_dir", default="./checkpoints",
+                   help="overridden by train (storage/checkpoints/...)")
+    p.add_argument("--test_dir", default=None, help="run folder (storage/logs/<MMDD>/<run>) to evaluate")
+
+    # --- what a modern run needs ---
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random-number generator")
+    p.add_argument("--num_threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    p.add_argument("--data_root", default="./dataset",
+                   help="folder holding <root>/{train,test}/*.npy (kth_action, penn_action, ...)")
+    p.add_argument("--custom_root", default="custom",
+                   help="sub-folder of --data_root read by --dataset custom")
+    p.add_argument("--storage", default="./storage", help="where train writes logs/ and checkpoints/")
+    p.add_argument("--resume", default=None,
+                   help="continue a run: its log folder, its checkpoint folder or a checkpoint file")
+    p.add_argument("--ckpt", default=None,
+                   help="checkpoint to evaluate (file or step number; default: the newest)")
+    p.add_argument("--max_steps", type=int, default=0, help="stop training after this many steps (0: no limit)")
+    p.add_argument("--max_minutes", type=float, default=0, help="stop training after this long (0: no limit)")
+    p.add_argument("--test_every_epochs", type=_positive_int, default=100,
+                   help="epochs between test losses and test image grids")
+    p.add_argument("--max_test_batches", type=int, default=0, help="evaluate on at most this many batches (0: all)")
+    p.add_argument("--save_images", action="store_true", help="test_met: also write the PNG frames")
+    p.add_argument("--no_lpips", action="store_true", help="test_met: skip LPIPS")
+    p.add_argument("--bn_running_stats", action="store_true",
+                   help="evaluate with BatchNorm running statistics (the reference keeps batch statistics)")
+    p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
+    p.add_argument("--channels_last", action="store_true", help="channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the convolutional parts")
+    p.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
+
+    # --- generation at any time stamps (phase generate / eval_continuous) ---
+    p.add_argument("--input", default=None,
+                   help="generate: a test-clip index of the run's data set, an .npy file or a video file")
+    p.add_argument("--fps_factor", type=int, default=0, help="generate: frames per observed interval (2, 4, 8)")
+    p.add_argument("--times", default=None, help="generate: comma-separated time stamps")
+    p.add_argument("--horizon", type=float, default=0.0, help="generate: extrapolate up to this time")
+    p.add_argument("--observed", default=None, help="generate: comma-separated indices of observed frames")
+    p.add_argument("--out", default=None, help="generate: output folder (default: <run>/generated)")
+    return p
+
+
+def check_opt(opt, parser):
+    """Refuse impossible combinations at parse time, saying how to fix them."""
+    if opt.irregular and opt.sample_size > opt.window_size:
+        parser.error(f"--sample_size ({opt.sample_size}) must not exceed --window_size "
+                     f"({opt.window_size}) with --irregular")
+    if opt.extrap and opt.irregular and (opt.window_size % 2 or opt.sample_size % 2):
+        parser.error("irregular extrapolation needs even --window_size and --sample_size")
+    if not opt.irregular and opt.sample_size % 2:
+        parser.error(f"--sample_size must be even (got {opt.sample_size}): regular interpolation "
+                     "observes every second frame and extrapolation observes the first half")
+    if opt.sample_size < 2 or (opt.irregular and opt.sample_size < 3):
+        parser.error("--sample_size is too small to observe and predict frames")
+    if opt.n_layers < 0:
+        parser.error("--n_layers must be >= 0")
+    if opt.input_size % (2 ** opt.n_downs):
+        parser.error(f"--input_size ({opt.input_size}) must be divisible by 2**n_downs "
+                     f"({2 ** opt.n_downs})")
+    if opt.phase in ("test_met", "generate", "eval_continuous") and not opt.test_dir:
+        parser.error(f"--phase {opt.phase} needs --test_dir, the run folder written by train "
+                     "(storage/logs/<MMDD>/<run>)")
+    if opt.lr <= 0:
+        parser.error("--lr must be positive")
+    return opt
+
+
+def get_opt(argv=None):
+    parser = _build_parser()
+    opt = parser.parse_args(argv)
+    opt.input_dim = 3
+    return check_opt(opt, parser)
+
+
+def main(argv=None):
+    opt = get_opt(argv)
+    if opt.phase == "train":
+        from trainer import train
+        train(opt)
+    elif opt.phase == "test_met":
+        from tester import test_met
+        test_met(opt)
+    elif opt.phase == "generate":
+        from generator import generate
+        generate(opt)
+    elif opt.phase == "eval_continuous":
+        from generator import eval_continuous
+        eval_continuous(opt)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
