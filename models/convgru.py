@@ -1,0 +1,69 @@
+"""ODE-ConvGRU encoder: walks the observed frames in time and gives the initial latent z0."""
+import torch
+import torch.nn as nn
+
+
+class ConvGRUCell(nn.Module):
+    """Convolutional GRU cell with a masked update (masked-out frames keep the hidden state)."""
+
+    def __init__(self, input_dim, hidden_dim, kernel_size=3, bias=True):
+        super().__init__()
+        pad = kernel_size // 2
+        self.hidden_dim = hidden_dim
+        self.conv_gates = nn.Conv2d(input_dim + hidden_dim, 2 * hidden_dim, kernel_size, 1, pad, bias=bias)
+        self.conv_can = nn.Conv2d(input_dim + hidden_dim, hidden_dim, kernel_size, 1, pad, bias=bias)
+
+    def forward(self, x, h, mask):
+        """x (b, c_in, h, w), h (b, c_h, h, w), mask (b, 1) -> new hidden (b, c_h, h, w)."""
+        gates = self.conv_gates(torch.cat([x, h], dim=1))
+        reset, update = torch.split(gates, self.hidden_dim, dim=1)
+        reset, update = torch.sigmoid(reset), torch.sigmoid(update)
+        cand = torch.tanh(self.conv_can(torch.cat([x, reset * h], dim=1)))
+        h_new = (1 - update) * h + update * cand
+        m = mask.reshape(-1, 1, 1, 1)
+        return m * h_new + (1 - m) * h
+
+
+class EncoderZ0ODEConvGRU(nn.Module):
+    """Reference name: Encoder_z0_ODE_ConvGRU. Keys: z0_diffeq_solver.ode_func.gradient_net.*,
+    cell_list.0.*, transform_z0.*.
+
+    Between frames the state follows the encoder ODE for one explicit Euler step; at each frame
+    the ConvGRU cell folds the frame's features in.
+    """
+
+    def __init__(self, hidden_dim, z0_diffeq_solver, run_backwards=True):
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.z0_diffeq_solver = z0_diffeq_solver
+        self.cell_list = nn.ModuleList([ConvGRUCell(hidden_dim, hidden_dim)])
+        self.transform_z0 = nn.Sequential(
+            nn.Conv2d(hidden_dim, hidden_dim, 1, 1, 0), nn.ReLU(), nn.Conv2d(hidden_dim, hidden_dim * 2, 1, 1, 0))
+        self.run_backwards = run_backwards
+
+    def forward(self, feats, time_steps, mask):
+        """feats (b, T, c, h, w), time_steps (T,), mask (b, T, 1) -> (z0 mean, z0 std), each (b, c, h, w)."""
+        if feats.size(1) != time_steps.numel():
+            raise ValueError(f"the encoder got {feats.size(1)} frames but {time_steps.numel()} time stamps")
+        y = self.walk(feats, time_steps, mask)
+        mean, std = torch.split(self.transform_z0(y), self.hidden_dim, dim=1)
+        return mean, std.abs()
+
+    def walk(self, feats, tp, mask):
+        f = self.z0_diffeq_solver.ode_func
+        cell = self.cell_list[0]
+        T = feats.size(1)
+        y = feats.new_zeros(feats.shape[:1] + feats.shape[2:])  # (b, c, h, w)
+        if self.run_backwards:
+            order = range(T - 1, -1, -1)
+            t_prev, t_cur = tp[-1] + 0.01, tp[-1]
+        else:
+            order = range(T)
+            t_prev, t_cur = tp[0] - 0.01, tp[0]
+        for n, i in enumerate(order):
+            y_ode = y + f(t_cur, y) * (t_cur - t_prev)  # one Euler step of the encoder ODE
+            y = cell(feats[:, i], y_ode, mask[:, i])
+            if n + 1 < T:
+                nxt = order[n + 1]
+                t_prev, t_cur = tp[i], tp[nxt]
+        return y

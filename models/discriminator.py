@@ -1,0 +1,84 @@
+"""Patch discriminators (image and sequence) and their least-squares GAN losses."""
+import torch
+import torch.nn as nn
+
+
+class ConvBlock(nn.Module):
+    """conv -> InstanceNorm (no affine) -> LeakyReLU(0.2). Key: main.0.{weight,bias}."""
+
+    def __init__(self, c_in, c_out, k, s, p):
+        super().__init__()
+        self.main = nn.Sequential(nn.Conv2d(c_in, c_out, k, s, p), nn.InstanceNorm2d(c_out),
+                                  nn.LeakyReLU(0.2, inplace=True))
+
+    def forward(self, x):
+        return self.main(x)
+
+
+class Discriminator(nn.Module):
+    """PatchGAN discriminator: (n, in_channels, H, W) -> (n, 64, H', W') patch scores."""
+
+    def __init__(self, in_channels, ndf=64):
+        super().__init__()
+        self.in_channels = in_channels
+        self.layer_1 = nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 1, bias=False),
+                                     nn.LeakyReLU(0.2, inplace=True))
+        self.layer_2 = ConvBlock(ndf, ndf * 2, 4, 2, 1)
+        self.layer_3 = ConvBlock(ndf * 2, ndf * 4, 4, 2, 1)
+        self.layer_4 = ConvBlock(ndf * 4, ndf * 8, 4, 1, 2)
+        self.last_conv = nn.Conv2d(ndf * 8, 64, 4, 1, 2, bias=False)
+
+    def forward(self, x):
+        if x.size(1) != self.in_channels:
+            raise ValueError(f"discriminator expects {self.in_channels} channels, got {x.size(1)}")
+        return self.last_conv(self.layer_4(self.layer_3(self.layer_2(self.layer_1(x)))))
+
+
+def seq_length(opt):
+    """Frames in one sequence-D input: S/2 (regular interp), S (irregular interp), S/2 + 1 (extrap)."""
+    if opt.extrap:
+        return opt.sample_size // 2 + 1
+    return opt.sample_size if opt.irregular else opt.sample_size // 2
+
+
+def create_netD(opt, device=None):
+    """The image D, the sequence D and one Adamax over both (reference: create_netD)."""
+    netD_img = Discriminator(getattr(opt, "input_dim", 3)).to(device)
+    netD_seq = Discriminator(getattr(opt, "input_dim", 3) * seq_length(opt)).to(device)
+    params = list(netD_img.parameters()) + list(netD_seq.parameters())
+    optimizer_netD = torch.optim.Adamax(params, lr=opt.lr)
+    return netD_img, netD_seq, optimizer_netD
+
+
+def make_sequences(observed, frames, extrap):
+    """Sequence-D inputs for every predicted step, concatenated step-major.
+
+    observed (b, T_obs, c, h, w), frames (b, K, c, h, w) (predictions or true frames).
+    extrap: step i is observed[i:] followed by frames[:i + 1] (T_obs + 1 frames).
+    interp: step i is the observed sequence with frame i replaced by frames[i].
+    -> (K * b, n_frames * c, h, w)
+    """
+    b, K = frames.shape[:2]
+    seqs = []
+    for i in range(K):
+        if extrap:
+            s = torch.cat([observed[:, i:], frames[:, :i + 1]], dim=1)
+        else:
+            s = torch.cat([observed[:, :i], frames[:, i:i + 1], observed[:, i + 1:]], dim=1)
+        seqs.append(s.reshape(b, -1, *s.shape[3:]))  # (b, n*c, h, w)
+    return torch.cat(seqs, dim=0)
+
+
+def flatten_frames(x):
+    """(b, K, c, h, w) -> (b * K, c, h, w), sample-major."""
+    return x.reshape(-1, *x.shape[2:])
+
+
+def lsgan_d_loss(netD, real, fake):
+    """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)); fake is detached."""
+    return 0.5 * ((netD(real) - 1).pow(2).mean() + netD(fake.detach()).pow(2).mean())
+
+
+def lsgan_g_loss(netD, fake):
+    """mean((D(fake) - 1)^2)."""
+    return (netD(fake) - 1).pow(2).mean()

@@ -1,0 +1,75 @@
+"""One Vid-ODE training iteration (SPEC section 4), shared by the trainer and the tests."""
+import torch
+
+from models.discriminator import flatten_frames, lsgan_d_loss, lsgan_g_loss, make_sequences
+from models.vidode import select_steps, as_step_mask, count_kept
+
+
+def update_learning_rate(optimizer, decay_rate=0.99, lowest=1e-4):
+    """lr <- max(lr * decay_rate, lowest), for every parameter group (start of each epoch)."""
+    for group in optimizer.param_groups:
+        group["lr"] = max(group["lr"] * decay_rate, lowest)
+    return optimizer.param_groups[0]["lr"]
+
+
+def discriminator_inputs(batch, res, opt):
+    """Observed frames, true frames and predictions as the discriminators see them.
+
+    Irregular mode reduces the observed frames to each sample's observed slots
+    (observed_mask); the targets and predictions are already the kept steps.
+    """
+    observed = batch["observed_data"].to(res["pred_y"].device, res["pred_y"].dtype)
+    if opt.irregular:
+        b, T = observed.shape[:2]
+        obs_step = as_step_mask(batch["observed_mask"].to(observed.device), b, T)
+        observed = select_steps(observed, obs_step, count_kept(obs_step))
+    return observed, res["target"], res["pred_y"]
+
+
+def _set_requires_grad(nets, flag):
+    for net in nets:
+        for p in net.parameters():
+            p.requires_grad_(flag)
+
+
+def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
+    """D step, then the generator's adversarial loss against the updated D, then the G step.
+
+    Returns a dict of detached loss tensors (no host synchronisation here).
+    """
+    res = model.compute_all_losses(batch)
+    loss_G_recon = res["loss"]
+    observed, real, fake = discriminator_inputs(batch, res, opt)
+    # contiguous inputs: the discriminators' float rounding then matches the reference's
+    seq_real = make_sequences(observed, real, opt.extrap).contiguous()
+    seq_fake = make_sequences(observed, fake, opt.extrap).contiguous()
+    img_real, img_fake = flatten_frames(real).contiguous(), flatten_frames(fake).contiguous()
+
+    # --- discriminators
+    d_seq = lsgan_d_loss(netD_seq, seq_real, seq_fake)
+    d_img = lsgan_d_loss(netD_img, img_real, img_fake)
+    loss_D = opt.lamb_adv * d_seq + opt.lamb_adv * d_img
+    optimizer_D.zero_grad(set_to_none=True)
+    loss_D.backward()
+    optimizer_D.step()
+
+    # --- generator, against the updated discriminators (no D weight gradients needed)
+    _set_requires_grad((netD_seq, netD_img), False)
+    try:
+        g_seq = lsgan_g_loss(netD_seq, seq_fake)
+        g_img = lsgan_g_loss(netD_img, img_fake)
+    finally:
+        _set_requires_grad((netD_seq, netD_img), True)
+    loss_adv_G = opt.lamb_adv * g_seq + opt.lamb_adv * g_img
+    loss_G = loss_G_recon + loss_adv_G
+    optimizer_G.zero_grad(set_to_none=True)
+    loss_G.backward()
+    optimizer_G.step()
+
+    out = {"loss_G": loss_G, "loss_G_recon": loss_G_recon, "loss_recon": res["loss_recon"],
+           "loss_diff": res["loss_diff"], "loss_D": loss_D, "loss_D_seq": d_seq, "loss_D_img": d_img,
+           "loss_adv_G": loss_adv_G, "loss_G_seq": g_seq, "loss_G_img": g_img}
+    out = {k: v.detach() for k, v in out.items()}
+    out["pred_y"] = res["pred_y"].detach()
+    out["nfe_decoder"] = model.diffeq_solver.ode_func.nfe
+    return out

@@ -1,0 +1,118 @@
+"""The Vid-ODE generator: encoder, ODE-ConvGRU, ODE decoder, conv decoder, warping."""
+import torch
+import torch.nn as nn
+
+from models.convgru import EncoderZ0ODEConvGRU
+from models.decoder import Decoder, warp_chain
+from models.encoder import Encoder
+from models.ode import DiffeqSolver, ODEFunc, create_convnet
+
+
+def as_step_mask(mask, b, T):
+    """A predicted/observed-step mask as bool (b, T): accepts float or bool, (b, T) or (b, T, 1)."""
+    m = mask.reshape(b, -1)
+    if m.size(1) != T:
+        raise ValueError(f"mask has {m.size(1)} steps, expected {T}")
+    return m if m.dtype == torch.bool else m > 0.5
+
+
+def select_steps(x, step_mask, n_kept):
+    """Each sample's kept steps in time order: x (b, T, ...), step_mask bool (b, T) -> (b, K, ...).
+
+    Every sample must keep the same number K of steps (`n_kept`, known on the host)."""
+    b = x.size(0)
+    return x[step_mask].reshape(b, n_kept, *x.shape[2:])
+
+
+def count_kept(step_mask):
+    """K, the kept steps per sample (one host read per forward, never inside a loop)."""
+    counts = step_mask.sum(dim=1)
+    k = int(counts[0])
+    if step_mask.size(0) > 1 and not bool((counts == k).all()):
+        raise ValueError(f"every sample must keep the same number of steps, got {counts.tolist()}")
+    return k
+
+
+class VidODE(nn.Module):
+    """Generator. State-dict keys are the reference's (see golden/state_dict_keys_default.txt)."""
+
+    def __init__(self, opt, device=None):
+        super().__init__()
+        self.opt = opt
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        input_dim = getattr(opt, "input_dim", 3)
+        base = opt.init_dim * 2 ** opt.n_downs
+        self.base_dim = base
+
+        self.encoder = Encoder(input_dim, opt.init_dim, opt.n_downs)
+        enc_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
+        self.encoder_z0 = EncoderZ0ODEConvGRU(
+            base, DiffeqSolver(enc_func, method="euler"), run_backwards=getattr(opt, "run_backwards", True))
+        dec_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
+        self.diffeq_solver = DiffeqSolver(dec_func, method=opt.dec_diff, rtol=1e-3, atol=1e-4)
+        self.decoder = Decoder(base * 2, input_dim + 3, opt.n_downs)
+        self.to(self.device)
+
+    # ------------------------------------------------------------------ forward
+    def get_reconstruction(self, time_steps_to_predict, truth, truth_time_steps, mask=None, out_mask=None):
+        """Predict frames at `time_steps_to_predict` from observed frames.
+
+        truth (b, T, C, H, W) observed frames (unobserved ones zeroed), truth_time_steps (T,),
+        mask (b, T, 1) observed mask, time_steps_to_predict (T',), out_mask (b, T'[, 1]) steps
+        to output. Returns pred_x (b, K, C, H, W) and a dict of intermediate tensors.
+        """
+        dev = self.device
+        truth = truth.to(dev)
+        tp_obs = truth_time_steps.to(dev, truth.dtype)
+        tp_pred = time_steps_to_predict.to(dev, truth.dtype)
+        b, T, c, h, w = truth.shape
+        mask = torch.ones(b, T, 1, device=dev, dtype=truth.dtype) if mask is None else mask.to(dev, truth.dtype)
+        out_step = (torch.ones(b, tp_pred.numel(), dtype=torch.bool, device=dev) if out_mask is None
+                    else as_step_mask(out_mask.to(dev), b, tp_pred.numel()))
+        K = count_kept(out_step)
+        r = 2 ** self.opt.n_downs
+
+        # base frame: first observed (interpolation) or last observed (extrapolation)
+        base_frame = truth[:, -1] if self.opt.extrap else truth[:, 0]
+        skip = self.encoder(base_frame)  # (b, base, h/r, w/r); BN sees the b base frames first
+        feats = self.encoder(truth.reshape(b * T, c, h, w)).reshape(b, T, -1, h // r, w // r)
+
+        z0, z0_std = self.encoder_z0(feats, tp_obs, mask)
+        self.diffeq_solver.ode_func.nfe = 0
+        sol_y = self.diffeq_solver(z0, tp_pred)  # (b, T', base, h/r, w/r)
+
+        z = select_steps(sol_y, out_step, K)  # (b, K, base, h/r, w/r)
+        prev = torch.cat([skip.unsqueeze(1), z[:, :-1]], dim=1)  # each step's previous latent
+        dec_in = torch.cat([z, prev], dim=2).transpose(0, 1).reshape(K * b, 2 * self.base_dim, h // r, w // r)
+        out = self.decoder(dec_in, n_steps=K)  # (K*b, C+3, H, W), step-major
+        out = out.reshape(K, b, -1, h, w).transpose(0, 1)  # (b, K, C+3, H, W)
+        flows, inter, masks = out[:, :, :2], out[:, :, 2:2 + c], torch.sigmoid(out[:, :, 2 + c:])
+
+        warped = warp_chain(flows, base_frame)
+        pred_x = masks * warped + (1 - masks) * inter
+        extra = {"optical_flow": flows, "warped_pred_x": warped, "pred_intermediates": inter,
+                 "pred_masks": masks, "z0": z0, "z0_std": z0_std, "sol_y": sol_y,
+                 "base_frame": base_frame, "out_step_mask": out_step, "n_kept": K}
+        return pred_x, extra
+
+    # ------------------------------------------------------------------ losses
+    def compute_all_losses(self, batch_dict):
+        """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction.
+
+        Returns loss, loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...),
+        and the extra tensors of get_reconstruction.
+        """
+        pred_x, extra = self.get_reconstruction(
+            time_steps_to_predict=batch_dict["tp_to_predict"], truth=batch_dict["observed_data"],
+            truth_time_steps=batch_dict["observed_tp"], mask=batch_dict["observed_mask"],
+            out_mask=batch_dict["mask_predicted_data"])
+        step, K = extra["out_step_mask"], extra["n_kept"]
+        data = batch_dict["data_to_predict"].to(self.device, pred_x.dtype)
+        target = select_steps(data, step, K)
+        loss_recon = (pred_x - target).abs().mean()
+        with_base = torch.cat([extra["base_frame"].unsqueeze(1), data], dim=1)
+        diff = select_steps(with_base[:, 1:] - with_base[:, :-1], step, K)
+        loss_diff = (extra["pred_intermediates"] - diff).abs().mean()
+        loss = loss_recon + loss_diff
+        return {"loss": loss, "loss_recon": loss_recon, "loss_diff": loss_diff,
+                "pred_y": pred_x, "target": target, **extra}
