@@ -75,8 +75,14 @@ def flatten_frames(x):
 
 
 def lsgan_d_loss(netD, real, fake):
-    """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)); fake is detached."""
-    return 0.5 * ((netD(real) - 1).pow(2).mean() + netD(fake.detach()).pow(2).mean())
+    """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)); fake is detached.
+
+    Real and fake go through D in one call (InstanceNorm is per sample, so this equals two
+    calls), which DistributedDataParallel needs: one forward per backward.
+    """
+    n = real.size(0)
+    scores = netD(torch.cat([real, fake.detach()], dim=0))
+    return 0.5 * ((scores[:n] - 1).pow(2).mean() + scores[n:].pow(2).mean())
 
 
 def lsgan_g_loss(netD, fake):

@@ -3,6 +3,7 @@ import torch
 
 from models.discriminator import flatten_frames, lsgan_d_loss, lsgan_g_loss, make_sequences
 from models.vidode import select_steps, as_step_mask, count_kept
+from utils.distributed import unwrap
 
 
 def update_learning_rate(optimizer, decay_rate=0.99, lowest=1e-4):
@@ -35,9 +36,10 @@ def _set_requires_grad(nets, flag):
 def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
     """D step, then the generator's adversarial loss against the updated D, then the G step.
 
-    Returns a dict of detached loss tensors (no host synchronisation here).
+    The networks may be wrapped in DistributedDataParallel. Returns a dict of detached loss
+    tensors, the prediction and its target (no host synchronisation here).
     """
-    res = model.compute_all_losses(batch)
+    res = model(batch)
     loss_G_recon = res["loss"]
     observed, real, fake = discriminator_inputs(batch, res, opt)
     # contiguous inputs: the discriminators' float rounding then matches the reference's
@@ -53,13 +55,15 @@ def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
     loss_D.backward()
     optimizer_D.step()
 
-    # --- generator, against the updated discriminators (no D weight gradients needed)
-    _set_requires_grad((netD_seq, netD_img), False)
+    # --- generator, against the updated discriminators (no D weight gradients needed, so the
+    # bare modules are called, outside DistributedDataParallel)
+    D_seq, D_img = unwrap(netD_seq), unwrap(netD_img)
+    _set_requires_grad((D_seq, D_img), False)
     try:
-        g_seq = lsgan_g_loss(netD_seq, seq_fake)
-        g_img = lsgan_g_loss(netD_img, img_fake)
+        g_seq = lsgan_g_loss(D_seq, seq_fake)
+        g_img = lsgan_g_loss(D_img, img_fake)
     finally:
-        _set_requires_grad((netD_seq, netD_img), True)
+        _set_requires_grad((D_seq, D_img), True)
     loss_adv_G = opt.lamb_adv * g_seq + opt.lamb_adv * g_img
     loss_G = loss_G_recon + loss_adv_G
     optimizer_G.zero_grad(set_to_none=True)
@@ -71,5 +75,6 @@ def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
            "loss_adv_G": loss_adv_G, "loss_G_seq": g_seq, "loss_G_img": g_img}
     out = {k: v.detach() for k, v in out.items()}
     out["pred_y"] = res["pred_y"].detach()
-    out["nfe_decoder"] = model.diffeq_solver.ode_func.nfe
+    out["target"] = res["target"].detach()
+    out["nfe_decoder"] = unwrap(model).diffeq_solver.ode_func.nfe
     return out

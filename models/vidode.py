@@ -62,6 +62,11 @@ class VidODE(nn.Module):
         to output. Returns pred_x (b, K, C, H, W) and a dict of intermediate tensors.
         """
         dev = self.device
+        if truth.dim() != 5:
+            raise ValueError(f"observed frames must be (b, T, C, H, W), got shape {tuple(truth.shape)}")
+        r = 2 ** self.opt.n_downs
+        if truth.shape[-1] % r or truth.shape[-2] % r:
+            raise ValueError(f"frame size {tuple(truth.shape[-2:])} must be divisible by 2**n_downs = {r}")
         truth = truth.to(dev)
         tp_obs = truth_time_steps.to(dev, truth.dtype)
         tp_pred = time_steps_to_predict.to(dev, truth.dtype)
@@ -70,13 +75,13 @@ class VidODE(nn.Module):
         out_step = (torch.ones(b, tp_pred.numel(), dtype=torch.bool, device=dev) if out_mask is None
                     else as_step_mask(out_mask.to(dev), b, tp_pred.numel()))
         K = count_kept(out_step)
-        r = 2 ** self.opt.n_downs
 
         # base frame: first observed (interpolation) or last observed (extrapolation)
         base_frame = truth[:, -1] if self.opt.extrap else truth[:, 0]
         skip = self.encoder(base_frame)  # (b, base, h/r, w/r); BN sees the b base frames first
         feats = self.encoder(truth.reshape(b * T, c, h, w)).reshape(b, T, -1, h // r, w // r)
 
+        self.encoder_z0.z0_diffeq_solver.ode_func.nfe = 0
         z0, z0_std = self.encoder_z0(feats, tp_obs, mask)
         self.diffeq_solver.ode_func.nfe = 0
         sol_y = self.diffeq_solver(z0, tp_pred)  # (b, T', base, h/r, w/r)
@@ -96,6 +101,10 @@ class VidODE(nn.Module):
         return pred_x, extra
 
     # ------------------------------------------------------------------ losses
+    def forward(self, batch_dict):
+        """compute_all_losses, as the module's forward (DistributedDataParallel needs one)."""
+        return self.compute_all_losses(batch_dict)
+
     def compute_all_losses(self, batch_dict):
         """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction.
 
