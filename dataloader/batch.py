@@ -1,0 +1,90 @@
+"""Clips -> the batch dictionary the model consumes (SPEC section 2, "Batch dictionary")."""
+import torch
+
+from .sampling import time_steps as plan_time_steps
+
+
+def _masked(x, m):
+    """Zero the frames whose mask is 0: x (b, t, c, h, w), m (b, t, 1)."""
+    return x * m[..., None, None]  # (b, t, 1) -> (b, t, 1, 1, 1)
+
+
+def make_batch(data, mask, time_steps, opt, test_interp=False, predict_unobserved=False,
+               mode=None, clip_index=None):
+    """Split a batch of clips into observed and to-predict parts.
+
+    data (b, T, C, H, W) float, mask (b, T, 1) float, time_steps (T_ts,).
+    test_interp: regular interpolation at test time (observe the masked frames, predict the
+    others but the last). predict_unobserved: irregular interpolation at test time (predict
+    the slots the mask leaves out). mode defaults to 'test' for those two, else 'train'.
+    """
+    if mode is None:
+        mode = "test" if (test_interp or predict_unobserved) else "train"
+    b, t = data.shape[:2]
+    mask = mask.to(data.dtype).reshape(b, t, 1)
+    time_steps = time_steps.to(torch.float32)
+    if test_interp:
+        keep = mask[..., 0] > 0.5  # (b, T)
+        n_obs = int(keep[0].sum())
+        if not bool((keep.sum(1) == n_obs).all()):
+            raise ValueError("test-time interpolation needs the same number of observed frames per clip")
+        if time_steps.numel() != n_obs:
+            raise ValueError(f"test-time interpolation: {time_steps.numel()} time stamps for "
+                             f"{n_obs} observed frames")
+        observed = data[keep].reshape(b, n_obs, *data.shape[2:])  # (b, T_obs, c, h, w)
+        pred_mask = 1.0 - mask
+        pred_mask[:, -1] = 0.0  # the reference never predicts the last frame
+        batch = {
+            "observed_data": observed,
+            "observed_tp": time_steps.clone(),
+            "observed_mask": torch.ones(b, n_obs, 1, dtype=data.dtype),
+            "data_to_predict": data,  # the full clip, unmasked, as the reference passes it
+            "tp_to_predict": torch.arange(t).float() / t,
+            "mask_predicted_data": pred_mask,
+            "original_data_to_predict": data,
+        }
+    else:
+        if opt.extrap:
+            n = t // 2
+            obs, obs_tp, obs_mask = data[:, :n], time_steps[:n], mask[:, :n]
+            pred, pred_tp, pred_mask = data[:, n:], time_steps[n:], mask[:, n:]
+        else:
+            obs, obs_tp, obs_mask = data, time_steps, mask
+            pred, pred_tp = data, time_steps
+            pred_mask = 1.0 - mask if predict_unobserved else mask
+        batch = {
+            "observed_data": _masked(obs, obs_mask),
+            "observed_tp": obs_tp.clone(),
+            "observed_mask": obs_mask.clone(),
+            "data_to_predict": _masked(pred, pred_mask),
+            "tp_to_predict": pred_tp.clone(),
+            "mask_predicted_data": pred_mask.clone(),
+            "original_data_to_predict": pred,
+        }
+    batch["mode"] = mode
+    if clip_index is not None:
+        batch["clip_index"] = torch.as_tensor(clip_index, dtype=torch.int64)
+    return batch
+
+
+def batch_to_device(batch, device, non_blocking=True):
+    """Move every tensor of a batch dictionary to `device` (other values stay as they are)."""
+    return {k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v
+            for k, v in batch.items()}
+
+
+class Collate:
+    """collate_fn: list of (frames (T, C, H, W), mask (T, 1), index) -> batch dictionary."""
+
+    def __init__(self, opt, plan, mode):
+        self.opt, self.plan, self.mode = opt, plan, mode
+        self.time_steps = plan_time_steps(plan)
+
+    def __call__(self, items):
+        data = torch.stack([it[0] for it in items])  # (b, T, c, h, w)
+        mask = torch.stack([it[1] for it in items])  # (b, T, 1)
+        index = torch.tensor([it[2] for it in items], dtype=torch.int64)
+        return make_batch(data, mask, self.time_steps, self.opt,
+                          test_interp=self.plan.test_interp,
+                          predict_unobserved=self.plan.predict_unobserved,
+                          mode=self.mode, clip_index=index)

@@ -1,0 +1,136 @@
+"""The clip data sets: files of <data_root>/<root>/<split>/*.npy, sampled and transformed."""
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .errors import DataError
+from .npyfiles import check_clip, list_clips, read_header
+from .sampling import make_plan, sample_clip
+from .transforms import KTH_CROP, transform_clip
+
+DATASET_ROOTS = {
+    "kth": "kth_action",
+    "penn": "penn_action",
+    "mgif": "moving-gif",
+    "hurricane": "Hurricane",
+    "shapes": "shapes",
+    "custom": "custom",  # opt.custom_root in fact, see dataset_dir()
+}
+PREPARE_HINT = {
+    "kth": "python -m dataset.prepare kth KTH_ZIPS_OR_FOLDER {dst}",
+    "penn": "python -m dataset.prepare penn Penn_Action {dst}",
+    "mgif": "python -m dataset.prepare mgif moving-gif {dst}",
+    "hurricane": "python -m dataset.prepare hurricane HURRICANE_NPY {dst}",
+    "shapes": "python -m dataset.prepare shapes {dst}",
+    "custom": "python -m dataset.prepare custom YOUR_VIDEOS {dst}",
+}
+
+
+def dataset_dir(opt):
+    """Folder holding {train,test}/*.npy for opt.dataset."""
+    if opt.dataset not in DATASET_ROOTS:
+        raise DataError(f"unknown dataset {opt.dataset!r}; choose from {', '.join(DATASET_ROOTS)}")
+    root = getattr(opt, "custom_root", "custom") if opt.dataset == "custom" else DATASET_ROOTS[opt.dataset]
+    return os.path.join(getattr(opt, "data_root", "./dataset"), root)
+
+
+class VideoDataset(Dataset):
+    """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index)."""
+
+    def __init__(self, opt, split, root, files, lengths):
+        self.opt, self.split, self.root = opt, split, root
+        self.files, self.lengths = files, lengths
+        self.plan = make_plan(opt, split)
+        self.seed = int(getattr(opt, "seed", 0)) % 2 ** 32  # numpy seeds are non-negative
+
+    def __len__(self):
+        return len(self.files)
+
+    def rng(self, index, epoch=None):
+        """A generator per clip: (seed, clip) on the test split, (seed, epoch, clip) on the train
+        split, so a clip's window and augmentation depend on nothing else (worker count, resume)."""
+        if not self.plan.random_start or epoch is None:
+            return np.random.default_rng([self.seed, int(index)])
+        return np.random.default_rng([self.seed, int(epoch), int(index)])
+
+    def __getitem__(self, key):
+        """key: a clip index, or (clip index, epoch) as the train sampler yields them."""
+        index, epoch = key if isinstance(key, tuple) else (key, None)
+        rng = self.rng(index, epoch)
+        idx, mask = sample_clip(self.lengths[index], self.plan, rng)
+        clip = np.load(self.files[index], mmap_mode="r")
+        frames = clip[idx]  # reads only the sampled frames, (T, H, W[, C])
+        if frames.ndim == 3:
+            frames = frames[..., None]
+        x = transform_clip(frames, self.opt.dataset, self.opt.input_size,
+                           augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
+        return x, torch.from_numpy(mask)[:, None], index  # (T, C, H, W), (T, 1), int
+
+
+def _missing_message(opt, root, split):
+    hint = PREPARE_HINT[opt.dataset].format(dst=root)
+    return (f"no {split} split for --dataset {opt.dataset}: {os.path.join(root, split)} does not exist.\n"
+            f"Expected layout: {root}/train/*.npy and {root}/test/*.npy, one (T, H, W, 3) array per "
+            f"video (--data_root is {getattr(opt, 'data_root', './dataset')}).\n"
+            f"Prepare it with: {hint}")
+
+
+def _check_frame_sizes(opt, shapes, folder):
+    """Every clip of a batch must end at the same frame size."""
+    sizes = {s[1:3] for s in shapes}
+    if opt.dataset == "kth":
+        small = [s for s in sizes if min(s) < KTH_CROP]
+        if small:
+            raise DataError(f"{folder}: frames of {small[0][0]}x{small[0][1]} pixels are smaller "
+                            f"than the {KTH_CROP}x{KTH_CROP} centre crop of kth")
+    if opt.dataset == "hurricane":
+        if len(sizes) > 1:
+            raise DataError(f"{folder}: hurricane clips of different frame sizes {sorted(sizes)}; "
+                            "they are not resized, so all must match")
+        h, w = next(iter(sizes))
+        r = 2 ** int(getattr(opt, "n_downs", 2))
+        if (h + 2) % r or w % r:
+            raise DataError(f"{folder}: hurricane frames {h}x{w} become {h + 2}x{w} after padding, "
+                            f"not divisible by 2**n_downs = {r}")
+        if (h + 2, w) != (opt.input_size, opt.input_size):
+            print(f"[data] hurricane frames are used at their own size {h + 2}x{w} (padded, never "
+                  f"resized); --input_size {opt.input_size} does not apply")
+    if opt.dataset == "shapes" and any(h != w for h, w in sizes):
+        raise DataError(f"{folder}: shapes frames must be square, got {sorted(sizes)}")
+
+
+def get_dataset(opt, split):
+    """The checked data set of one split; raises DataError early, in the calling process."""
+    root = dataset_dir(opt)
+    plan = make_plan(opt, split)  # size checks first: they need no files
+    if opt.dataset == "shapes":
+        from dataset.shapes import ensure_shapes_dataset
+        ensure_shapes_dataset(root)  # generated on first use
+    folder = os.path.join(root, split)
+    if not os.path.isdir(folder):
+        raise DataError(_missing_message(opt, root, split))
+    paths = list_clips(folder)
+    if not paths:
+        raise DataError(f"{folder} holds no .npy clips (empty {split} split). "
+                        f"Prepare it with: {PREPARE_HINT[opt.dataset].format(dst=root)}")
+    files, lengths, shapes, short = [], [], [], 0
+    for path in paths:
+        shape, dtype = read_header(path)
+        length = check_clip(path, shape, dtype, float_data=opt.dataset == "hurricane")
+        if length < plan.min_length:
+            short += 1
+            continue
+        files.append(path)
+        lengths.append(length)
+        shapes.append(shape)
+    need = "--window_size with --irregular" if plan.irregular else "--sample_size"
+    if short:
+        print(f"[data] {opt.dataset} {split}: skipped {short} of {len(paths)} clips shorter than "
+              f"{plan.min_length} frames ({need})")
+    if not files:
+        raise DataError(f"{folder}: all {len(paths)} clips are shorter than {plan.min_length} "
+                        f"frames ({need}); lower it or use longer clips")
+    _check_frame_sizes(opt, shapes, folder)
+    return VideoDataset(opt, split, root, files, lengths)

@@ -1,0 +1,106 @@
+"""Which frames of a clip to read, their mask and the shared time stamps (SPEC section 2)."""
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one split is sampled and batched."""
+    irregular: bool
+    extrap: bool
+    sample_size: int
+    window_size: int
+    random_start: bool  # train split: random window start; test split: start 0
+    test_time: bool     # test split during an evaluation phase
+
+    @property
+    def test_interp(self):
+        """Regular interpolation at test time: observe the even frames, predict the odd ones."""
+        return self.test_time and not self.extrap and not self.irregular
+
+    @property
+    def predict_unobserved(self):
+        """Irregular interpolation at test time: predict the unobserved slots (SPEC section 7)."""
+        return self.test_time and self.irregular and not self.extrap
+
+    @property
+    def min_length(self):
+        """Shortest usable clip."""
+        return self.window_size if self.irregular else self.sample_size
+
+
+def make_plan(opt, split):
+    """The plan of `split` ('train' or 'test') under the options."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    check_sizes(opt)
+    return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap),
+                sample_size=int(opt.sample_size), window_size=int(opt.window_size),
+                random_start=split == "train",
+                test_time=split == "test" and opt.phase != "train")
+
+
+def check_sizes(opt):
+    """Refuse sample/window sizes that the chosen mode cannot use."""
+    s, w = int(opt.sample_size), int(opt.window_size)
+    if not opt.irregular:
+        if s < 2 or s % 2:
+            raise DataError(f"--sample_size must be even and >= 2 for regular sampling, got {s}: "
+                            "interpolation observes every second frame, extrapolation the first half")
+        return
+    if s > w:
+        raise DataError(f"--sample_size ({s}) must not exceed --window_size ({w}) with --irregular")
+    if s < 3:
+        raise DataError(f"--sample_size must be >= 3 with --irregular (got {s}): "
+                        "both window ends are always observed")
+    if opt.extrap and (s % 2 or w % 2):
+        raise DataError(f"irregular extrapolation needs even --window_size and --sample_size "
+                        f"(got {w} and {s}): each half of the window gets half of the samples")
+
+
+def time_steps(plan):
+    """Time stamps shared by every clip of the batch, float32 (T,)."""
+    if plan.irregular:
+        n = plan.window_size
+    elif plan.extrap:
+        n = plan.sample_size
+    else:
+        n = plan.sample_size // 2  # also at test time: the observed (even) frames' times
+    return torch.arange(n).float() / n
+
+
+def sample_clip(length, plan, rng):
+    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames."""
+    s, w = plan.sample_size, plan.window_size
+    if not plan.irregular:
+        start = int(rng.integers(0, length - s + 1)) if plan.random_start else 0
+        if plan.test_interp:
+            idx = start + np.arange(s)
+            mask = (np.arange(s) % 2 == 0).astype(np.float32)
+        elif plan.extrap:
+            idx = start + np.arange(s)
+            mask = np.ones(s, np.float32)
+        else:
+            idx = start + np.arange(0, s, 2)
+            mask = np.ones(s // 2, np.float32)
+        return idx.astype(np.int64), mask
+    if length <= w:
+        start, n = 0, length
+    else:
+        # the reference draws the start from [0, L - Wn - 1]: the clip's last frame is never used
+        start = int(rng.integers(0, length - w)) if plan.random_start else 0
+        n = w
+    if plan.extrap:
+        half, k = n // 2, s // 2
+        first = rng.choice(np.arange(1, half), k - 1, replace=False)
+        second = rng.choice(np.arange(half, n - 1), k - 1, replace=False)
+        pos = np.concatenate([[0], first, second, [n - 1]])
+    else:
+        pos = np.concatenate([[0], rng.choice(np.arange(1, n - 1), s - 2, replace=False), [n - 1]])
+    mask = np.zeros(w, np.float32)
+    mask[np.sort(pos)] = 1.0
+    return (start + np.arange(w)).astype(np.int64), mask
