@@ -1,0 +1,121 @@
+"""Run folders, devices and the models of a run: what train, test_met and generate share."""
+import datetime
+import json
+import random
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+from utils.atomic import atomic_write_json
+from utils.checkpoint import CheckpointError, generator_state_from, load_checkpoint, resolve_checkpoint
+
+
+class RunError(RuntimeError):
+    """A run that cannot go on; the message says what happened and what to do."""
+
+
+# options that describe the run itself; the rest (device, workers, ...) come from the command line
+RUN_OPTIONS = ("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
+               "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
+               "batch_size", "lr", "lamb_adv", "custom_root", "name", "seed")
+
+
+def resolve_device(name="auto"):
+    if name in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RunError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return device
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+def run_name(opt):
+    return (f"dataset{opt.dataset}_extrap{opt.extrap}_irregular{opt.irregular}"
+            f"_runBack{opt.run_backwards}_{opt.name}")
+
+
+def new_run_dirs(opt):
+    """storage/logs/<MMDD>/<run> and storage/checkpoints/<MMDD>/<run>; a numbered suffix
+    when that run already exists (nothing of an earlier run is overwritten)."""
+    day = datetime.datetime.now().strftime("%m%d")
+    base = run_name(opt)
+    for n in range(1, 1000):
+        name = base if n == 1 else f"{base}_{n}"
+        log_dir = Path(opt.storage) / "logs" / day / name
+        if not log_dir.exists():
+            return log_dir, Path(opt.storage) / "checkpoints" / day / name
+    raise RunError(f"too many runs named {base} today under {opt.storage}")
+
+
+def save_options(opt, log_dir):
+    atomic_write_json(Path(log_dir) / "options.json", vars(opt))
+
+
+def read_options(test_dir):
+    """options.json of a run folder, with a clear error when it is not a run folder."""
+    path = Path(test_dir) / "options.json"
+    if not path.is_file():
+        raise RunError(f"{test_dir} is not a run folder: it has no options.json. Pass the log folder "
+                       "that train wrote, e.g. storage/logs/<MMDD>/<run name>")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise RunError(f"{path} is not valid JSON ({e})") from e
+
+
+def run_opt(opt, saved):
+    """The command-line options with the run's own (model, data, sampling: RUN_OPTIONS, and its
+    folders) taken from its options.json, as the reference's test_met does."""
+    merged = dict(vars(opt))
+    for k in RUN_OPTIONS + ("log_dir", "checkpoint_dir"):
+        if k in saved:
+            merged[k] = saved[k]
+    return SimpleNamespace(**merged)
+
+
+def checkpoint_dir_of(opt_saved, test_dir):
+    ckpt_dir = opt_saved.get("checkpoint_dir")
+    if not ckpt_dir or not Path(ckpt_dir).is_dir():
+        raise RunError(f"the checkpoint folder of {test_dir} ({ckpt_dir}) does not exist; "
+                       "train the run first or point --ckpt at a checkpoint file")
+    return Path(ckpt_dir)
+
+
+def load_generator(opt, device, ckpt_dir, which=None):
+    """A VidODE with the weights of the newest (or the named) checkpoint. Returns (model, path, step)."""
+    from models import VidODE
+    path = resolve_checkpoint(ckpt_dir, which)
+    obj = load_checkpoint(path, map_location="cpu")
+    model = VidODE(opt, device)
+    try:
+        model.load_state_dict(generator_state_from(obj), strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path} does not fit the run's options ({str(e).splitlines()[0]}); "
+                              "was it written with other --init_dim/--n_downs/--n_layers?") from e
+    step = obj.get("step") if isinstance(obj, dict) and "netG" in obj else None
+    return model, path, step
+
+
+def configure_threads(opt):
+    if getattr(opt, "num_threads", 0):
+        torch.set_num_threads(opt.num_threads)
+
+
+def describe_solver(opt):
+    if opt.dec_diff == "adams":
+        return "decoder solver: adams -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)"
+    return f"decoder solver: {opt.dec_diff}"
+
+
+def environment_line(device):
+    return (f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
+                                  f", {torch.get_num_threads()} threads") + f", torch {torch.__version__}")
+

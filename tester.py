@@ -1,0 +1,172 @@
+"""test_met: the reference's metric protocol (SPEC section 5), in memory, with a trivial baseline.
+
+Writes results.json, metrics_by_index.csv and metrics_by_index.png in the run folder and prints
+the reference's line "SSIM / MSE / LPIPS / PSNR".
+"""
+import csv
+import io
+import time
+from pathlib import Path
+
+import torch
+from torchvision.utils import save_image
+from tqdm import tqdm
+
+from dataloader import batch_to_device, build_test_loader
+from models.vidode import select_steps
+from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solver, environment_line,
+                  load_generator, read_options, resolve_device, run_opt)
+from utils.atomic import atomic_write_json, atomic_write_text
+from utils.metrics import MetricAccumulator, load_lpips, reference_line
+from utils.visualize import plot_metrics_by_index
+
+
+def last_observed(observed, observed_mask):
+    """Each sample's last observed frame: observed (b, T, c, h, w), mask (b, T, 1) -> (b, c, h, w)."""
+    b, T = observed.shape[:2]
+    valid = observed_mask.reshape(b, T) > 0.5
+    idx = torch.where(valid, torch.arange(T, device=observed.device), -1).amax(dim=1).clamp_min(0)
+    return observed[torch.arange(b, device=observed.device), idx]
+
+
+def blend_neighbours(observed, observed_tp, observed_mask, tp_to_predict):
+    """Linear blend in time of the nearest observed frames before and after each time to predict.
+
+    observed (b, To, c, h, w), observed_tp (To,), observed_mask (b, To, 1), tp_to_predict (Tp,)
+    -> (b, Tp, c, h, w). A time with an observed frame on one side only copies that frame.
+    """
+    b, To = observed.shape[:2]
+    to = observed_tp.to(observed.device, observed.dtype)
+    tp = tp_to_predict.to(observed.device, observed.dtype)
+    valid = (observed_mask.reshape(b, To) > 0.5)[:, None, :]  # (b, 1, To)
+    eps = 1e-6
+    ar = torch.arange(To, device=observed.device)
+    before = valid & (to[None, None, :] <= tp[None, :, None] + eps)  # (b, Tp, To)
+    after = valid & (to[None, None, :] >= tp[None, :, None] - eps)
+    i0 = torch.where(before, ar, -1).amax(-1)  # (b, Tp)
+    i1 = torch.where(after, ar, To).amin(-1)
+    i0 = torch.where(i0 < 0, i1, i0).clamp(0, To - 1)
+    i1 = torch.where(i1 >= To, i0, i1).clamp(0, To - 1)
+    t0, t1 = to[i0], to[i1]
+    w = torch.where(t1 > t0, (tp[None, :] - t0) / (t1 - t0).clamp_min(eps), torch.zeros_like(t0))
+    bi = torch.arange(b, device=observed.device)[:, None]
+    f0, f1 = observed[bi, i0], observed[bi, i1]  # (b, Tp, c, h, w)
+    w = w[..., None, None, None]
+    return (1 - w) * f0 + w * f1
+
+
+def baseline_prediction(batch, step_mask, n_kept, extrap):
+    """The trivial baseline at the kept steps: copy the last observed frame (extrapolation),
+    or blend the neighbouring observed frames (interpolation)."""
+    observed, mask = batch["observed_data"], batch["observed_mask"]
+    if extrap:
+        last = last_observed(observed, mask)
+        return last.unsqueeze(1).expand(-1, n_kept, -1, -1, -1)
+    full = blend_neighbours(observed, batch["observed_tp"], mask, batch["tp_to_predict"])
+    return select_steps(full, step_mask, n_kept)
+
+
+class Evaluator:
+    """Runs a generator over the test split and accumulates the model's and the baseline's metrics."""
+
+    def __init__(self, opt, model, device, lpips_model):
+        self.opt, self.model, self.device = opt, model, device
+        self.acc = MetricAccumulator(lpips_model, device)
+        self.acc_base = MetricAccumulator(lpips_model, device)
+        self.n_clips = 0
+
+    def to_unit(self, x):
+        return x * 0.5 + 0.5 if self.opt.input_norm else x
+
+    @torch.no_grad()
+    def predict(self, batch):
+        pred, extra = self.model.get_reconstruction(
+            batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
+            batch["observed_mask"], batch["mask_predicted_data"])
+        step, K = extra["out_step_mask"], extra["n_kept"]
+        target = batch.get("original_data_to_predict", batch["data_to_predict"])
+        gt = select_steps(target.to(pred.device, pred.dtype), step, K)
+        base = baseline_prediction(batch, step, K, self.opt.extrap)
+        return self.to_unit(pred), self.to_unit(gt), self.to_unit(base)
+
+    def update(self, batch, save_dir=None):
+        pred, gt, base = self.predict(batch)
+        self.acc.update(pred, gt)
+        self.acc_base.update(base, gt)
+        if save_dir is not None:
+            save_pngs(save_dir, batch["clip_index"].tolist(), pred, gt)
+        self.n_clips += pred.size(0)
+        return pred, gt, base
+
+
+def save_pngs(save_dir, clip_index, pred, gt):
+    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png."""
+    for kind, frames in (("pred", pred), ("gt", gt)):
+        folder = Path(save_dir) / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, clip in enumerate(clip_index):
+            for t in range(frames.size(1)):
+                save_image(frames[i, t].cpu(), folder / f"{clip:05d}_{t:02d}.png")
+
+
+def metrics_csv(model_summary, base_summary):
+    keys = ["ssim", "mse", "psnr", "psnr_per_frame_mean", "lpips", "n_frames"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["frame_index"] + keys + [f"baseline_{k}" for k in keys])
+    rows = [("all", model_summary, base_summary)] + [
+        (m["index"], m, b) for m, b in zip(model_summary["per_index"], base_summary["per_index"])]
+    for idx, m, b in rows:
+        w.writerow([idx] + [m.get(k) for k in keys] + [b.get(k) for k in keys])
+    return buf.getvalue()
+
+
+def prepare_model(opt):
+    """(run options, model, checkpoint path, step, device) for a run folder."""
+    saved = read_options(opt.test_dir)
+    ropt = run_opt(opt, saved)
+    configure_threads(ropt)
+    device = resolve_device(opt.device)
+    model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
+    # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
+    model.train(not opt.bn_running_stats)
+    return ropt, model, path, step, device
+
+
+def test_met(opt):
+    ropt, model, ckpt_path, step, device = prepare_model(opt)
+    print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
+    print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
+    loader = build_test_loader(ropt)
+    lpips_model = None if opt.no_lpips else load_lpips(device)
+    ev = Evaluator(ropt, model, device, lpips_model)
+    save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
+    start = time.time()
+    n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
+    for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True)):
+        if i >= n_batches:
+            break
+        ev.update(batch_to_device(batch, device), save_dir)
+    seconds = time.time() - start
+    if ev.n_clips == 0:
+        raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
+    summary, base = ev.acc.summary(), ev.acc_base.summary()
+    results = {
+        "checkpoint": str(ckpt_path), "step": step, "dataset": ropt.dataset, "extrap": ropt.extrap,
+        "irregular": ropt.irregular, "n_clips": ev.n_clips, "seconds": seconds,
+        "frames_per_second": summary["n_frames"] / seconds if seconds > 0 else None,
+        "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
+        "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
+        "model": summary, "baseline": base,
+        "baseline_kind": "copy last observed frame" if ropt.extrap else "linear blend of neighbouring observed frames",
+    }
+    out = Path(opt.test_dir)
+    atomic_write_json(out / "results.json", results)
+    atomic_write_text(out / "metrics_by_index.csv", metrics_csv(summary, base))
+    plot_metrics_by_index({"model": summary["per_index"], "baseline": base["per_index"]},
+                          out / "metrics_by_index.png")
+    print(reference_line(summary))
+    print(f"[test_met] baseline ({results['baseline_kind']}): {reference_line(base)}")
+    print(f"[test_met] PSNR model {summary['psnr']:.3f} dB vs baseline {base['psnr']:.3f} dB over "
+          f"{summary['n_frames']} frames; results in {out / 'results.json'}")
+    return results

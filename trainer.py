@@ -1,0 +1,286 @@
+"""The training loop: run folders, checkpoints with the whole training state, exact resume,
+TensorBoard logging, periodic test losses, clean stops (Ctrl-C, NaN, step or time limits)."""
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torchvision
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from dataloader import batch_to_device, build_loaders
+from models import VidODE, create_netD, train_step, update_learning_rate
+from runs import (RunError, configure_threads, describe_solver, environment_line, new_run_dirs,
+                  read_options, resolve_device, save_options, seed_everything)
+from utils import distributed as dist
+from utils.checkpoint import (load_checkpoint, newest_checkpoint, resolve_checkpoint, rng_state,
+                              save_checkpoint, set_rng_state, strip_prefixes)
+from utils.visualize import save_grid
+
+
+class StopFlag:
+    """First Ctrl-C (or SIGTERM): finish the current step, save, exit. Second: stop at once."""
+
+    def __init__(self):
+        self.set = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.set:
+            raise KeyboardInterrupt
+        self.set = True
+        tqdm.write("[train] stop requested: finishing this step and saving a checkpoint "
+                   "(press Ctrl-C again to stop at once)")
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def resume_paths(resume):
+    """--resume accepts a run's log folder, its checkpoint folder or a checkpoint file."""
+    p = Path(resume)
+    if p.is_file():
+        return p.parent, p
+    if (p / "options.json").is_file():
+        saved = read_options(p)
+        ckpt_dir = Path(saved["checkpoint_dir"])
+        newest = newest_checkpoint(ckpt_dir)
+        if newest is None:
+            raise RunError(f"--resume {resume}: no checkpoint in {ckpt_dir} yet; start a new run instead")
+        return ckpt_dir, newest
+    if p.is_dir():
+        return p, resolve_checkpoint(p)
+    raise RunError(f"--resume {resume}: no such file or folder (give a run's log folder, its "
+                   "checkpoint folder or a ckpt_<step>.pth file)")
+
+
+class Trainer:
+    def __init__(self, opt):
+        self.opt = opt
+        configure_threads(opt)
+        device = resolve_device(opt.device)
+        self.rank, self.world, self.device = dist.init_distributed(device)
+        self.main = self.rank == 0
+        seed_everything(opt.seed)  # identical initial weights on every process
+        self._set_run_dirs()
+        self.train_loader, self.test_loader = build_loaders(opt, distributed=self.world > 1)
+        self.model = VidODE(opt, self.device)
+        self.netD_img, self.netD_seq, self.optD = create_netD(opt, self.device)
+        if opt.sync_bn and self.world > 1:
+            self.model.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model.encoder)
+        self.optG = torch.optim.Adamax(self.model.parameters(), lr=opt.lr)
+        self.epoch, self.step, self.batch_in_epoch = 0, 0, 0
+        self.last_ckpt = None
+        if opt.resume:
+            self._load_resume()
+        seed_everything(opt.seed + 1000 * self.rank + self.step)  # per-rank streams
+        if self.world > 1:
+            self.model_ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.netD_img_ddp = DDP(self.netD_img, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            self.netD_seq_ddp = DDP(self.netD_seq, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        else:
+            self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = self.model, self.netD_img, self.netD_seq
+        self.writer = None
+        if self.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.log_dir))
+
+    # ------------------------------------------------------------------ run folders
+    def _set_run_dirs(self):
+        opt = self.opt
+        if opt.resume:
+            ckpt_dir, _ = resume_paths(opt.resume)
+            self.ckpt_dir = ckpt_dir
+            log_dir = Path(str(ckpt_dir).replace("checkpoints", "logs", 1))
+            self.log_dir = log_dir if (log_dir / "options.json").is_file() else ckpt_dir
+        else:
+            log_dir, ckpt_dir = new_run_dirs(opt) if self.main else (None, None)
+            log_dir, ckpt_dir = dist.broadcast_object((log_dir, ckpt_dir))
+            self.log_dir, self.ckpt_dir = Path(log_dir), Path(ckpt_dir)
+        opt.log_dir, opt.checkpoint_dir = str(self.log_dir), str(self.ckpt_dir)
+        if self.main:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (self.log_dir / "images").mkdir(exist_ok=True)
+            save_options(opt, self.log_dir)
+        dist.barrier()
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self):
+        return {"netG": self.model.state_dict(), "netD_img": self.netD_img.state_dict(),
+                "netD_seq": self.netD_seq.state_dict(), "optimizer_G": self.optG.state_dict(),
+                "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
+                "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+                "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
+                                                if isinstance(v, (int, float, str, bool, type(None)))}}
+
+    def save(self):
+        if self.main:
+            self.last_ckpt = save_checkpoint(self.state(), self.ckpt_dir, self.step)
+        dist.barrier()
+        return self.last_ckpt
+
+    def _load_resume(self):
+        _, path = resume_paths(self.opt.resume)
+        obj = load_checkpoint(path, map_location="cpu")
+        if not isinstance(obj, dict) or "optimizer_G" not in obj:
+            raise RunError(f"{path} holds a generator only (the paper's format), not a training state; "
+                           "it can be evaluated with test_met but not resumed")
+        self.model.load_state_dict(strip_prefixes(obj["netG"]))
+        self.netD_img.load_state_dict(strip_prefixes(obj["netD_img"]))
+        self.netD_seq.load_state_dict(strip_prefixes(obj["netD_seq"]))
+        self.optG.load_state_dict(obj["optimizer_G"])
+        self.optD.load_state_dict(obj["optimizer_D"])
+        self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
+        set_rng_state(obj["rng"])
+        self.last_ckpt = path
+        if self.main:
+            print(f"[train] resumed {path} (epoch {self.epoch}, step {self.step})")
+
+    # ------------------------------------------------------------------ logging
+    def save_images(self, batch, target, pred, tag):
+        """PNG grid of the first clip (observed / true / predicted rows), also in TensorBoard."""
+        if not self.main:
+            return
+        rows = [self._display(x[0].detach().float().cpu()) for x in (batch["observed_data"], target, pred)]
+        path = self.log_dir / "images" / f"{tag}_{self.step:08d}.png"
+        save_grid(rows, path)
+        self.writer.add_image(tag, torchvision.io.decode_image(str(path))[:3], self.step)
+
+    def _display(self, x):
+        return x * 0.5 + 0.5 if self.opt.input_norm else x
+
+    # ------------------------------------------------------------------ test loss
+    @torch.no_grad()
+    def test_loss(self):
+        """Average generator loss on the test split (BatchNorm in training mode, as the reference)."""
+        total, n, last = 0.0, 0, None
+        for i, batch in enumerate(self.test_loader):
+            if self.opt.max_test_batches and i >= self.opt.max_test_batches:
+                break
+            batch = batch_to_device(batch, self.device)
+            res = self.model.compute_all_losses(batch)
+            total += float(res["loss"])
+            n += 1
+            last = (batch, res["target"], res["pred_y"])
+        if self.main and n:
+            mean = total / n
+            tqdm.write(f"[test] epoch {self.epoch + 1} step {self.step}: average test loss {mean:.5f}")
+            self.writer.add_scalar("test/loss", mean, self.step)
+            self.save_images(*last, "test")
+        return total / max(n, 1)
+
+    # ------------------------------------------------------------------ loop
+    def one_step(self, batch, bar, start, stop):
+        """One training iteration with its logging and checkpoints; returns why to stop, or None."""
+        opt = self.opt
+        t0 = time.time()
+        batch = batch_to_device(batch, self.device)
+        out = train_step(self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp, self.optG, self.optD, batch, opt)
+        self.step += 1
+        self.batch_in_epoch += 1
+        loss_G, loss_D = float(out["loss_G"]), float(out["loss_D"])  # one host read per step
+        if not (math.isfinite(loss_G) and math.isfinite(loss_D)):
+            raise RunError(f"the loss became {loss_G} (generator) / {loss_D} (discriminators) at step "
+                           f"{self.step}, epoch {self.epoch + 1}; the run stopped. Last good checkpoint: "
+                           f"{self.last_ckpt or 'none yet'} (resume from it with --resume, perhaps with a "
+                           "lower --lr)")
+        seconds = time.time() - t0
+        bar.update(1)
+        if self.step % opt.log_print_freq == 0 or self.step == 1:
+            self.log(out, seconds, bar)
+        if self.step % opt.image_print_freq == 0:
+            self.save_images(batch, out["target"], out["pred_y"], "train")
+        if self.step == 1 or self.step % opt.ckpt_save_freq == 0:
+            self.save()
+        if opt.max_steps and self.step >= opt.max_steps:
+            return f"--max_steps {opt.max_steps} reached"
+        if opt.max_minutes and (time.time() - start) / 60 >= opt.max_minutes:
+            return f"--max_minutes {opt.max_minutes} reached"
+        if dist.broadcast_object(stop.set):
+            return "stopped by request"
+        return None
+
+    def log(self, out, seconds, bar):
+        scalars = dist.mean_over_processes({k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
+        scalars = {k: float(v) for k, v in scalars.items()}
+        bar.set_postfix(G=f"{scalars['loss_G']:.4f}", D=f"{scalars['loss_D']:.4f}")
+        if not self.main:
+            return
+        for k, v in scalars.items():
+            self.writer.add_scalar(f"train/{k}", v, self.step)
+        lr = self.optG.param_groups[0]["lr"]
+        self.writer.add_scalar("train/lr", lr, self.step)
+        self.writer.add_scalar("train/seconds_per_step", seconds, self.step)
+        self.writer.add_scalar("train/nfe_decoder", out["nfe_decoder"], self.step)
+        tqdm.write(f"[train] epoch {self.epoch + 1} step {self.step}: loss G {scalars['loss_G']:.5f} "
+                   f"(L1 {scalars['loss_recon']:.5f}, diff {scalars['loss_diff']:.5f}, adv "
+                   f"{scalars['loss_adv_G']:.5f}) loss D {scalars['loss_D']:.5f} lr {lr:.2e} "
+                   f"{seconds:.2f} s/step nfe {out['nfe_decoder']}")
+
+    def run(self):
+        opt = self.opt
+        n_batches = len(self.train_loader)
+        total = opt.epoch * n_batches
+        if opt.max_steps:
+            total = min(total, opt.max_steps)
+        if self.main:
+            print(f"[train] {environment_line(self.device)}; {describe_solver(opt)}")
+            print(f"[train] {len(self.train_loader.dataset)} train clips, {n_batches} batches per epoch; "
+                  f"logs {self.log_dir}; checkpoints {self.ckpt_dir}")
+        start = time.time()
+        bar = tqdm(total=total, initial=min(self.step, total), disable=not self.main, dynamic_ncols=True,
+                   desc="train")
+        stopped = None
+        epoch = self.epoch
+        if self.batch_in_epoch >= n_batches:  # the checkpoint closed its epoch
+            epoch, self.batch_in_epoch = epoch + 1, 0
+        with StopFlag() as stop:
+            while epoch < opt.epoch and not stopped:
+                self.epoch = epoch
+                if self.batch_in_epoch == 0:  # the reference decays at the start of every epoch
+                    update_learning_rate(self.optG, 0.99, opt.lr / 10)
+                    update_learning_rate(self.optD, 0.99, opt.lr / 10)
+                sampler = self.train_loader.sampler
+                sampler.set_epoch(epoch)
+                sampler.set_start(self.batch_in_epoch * opt.batch_size)
+                for batch in self.train_loader:
+                    stopped = self.one_step(batch, bar, start, stop)
+                    if stopped:
+                        break
+                if stopped:
+                    break
+                self.batch_in_epoch = n_batches  # this epoch is complete
+                if (epoch + 1) % opt.test_every_epochs == 0:
+                    self.test_loss()
+                epoch += 1
+                if epoch < opt.epoch:
+                    self.batch_in_epoch = 0
+            bar.close()
+            path = self.save()
+        if self.main:
+            self.writer.flush()
+            self.writer.close()
+            why = stopped or f"{opt.epoch} epochs done"
+            print(f"[train] {why} at step {self.step}; checkpoint {path}")
+            print(f"[train] evaluate with: python main.py --phase test_met --test_dir {self.log_dir}")
+        return path
+
+
+def train(opt):
+    trainer = Trainer(opt)
+    try:
+        return trainer.run()
+    finally:
+        dist.cleanup()

@@ -1,0 +1,1 @@
+"""Shared helpers: metrics, safe checkpoint files, pictures and videos."""

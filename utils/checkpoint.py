@@ -1,0 +1,182 @@
+"""Checkpoint files: atomic saving, finding by step, safe loading, RNG states.
+
+Checkpoints are named `ckpt_<step:08d>.pth` (SPEC section 6). A file holds either the
+generator's state dict alone (the paper's format) or this project's training state
+{'netG', 'netD_img', 'netD_seq', 'optimizer_G', 'optimizer_D', 'lr', 'epoch', 'step', 'rng'}.
+"""
+import pickle
+import random
+import re
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from utils.atomic import atomic_write_with
+from utils.atomic import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
+
+CKPT_RE = re.compile(r"^ckpt_(\d+)\.pth$")
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(FileNotFoundError):
+    """A checkpoint that cannot be found or read; the message says what to do."""
+
+
+def atomic_save(obj, path):
+    """torch.save through a temp file + fsync + os.replace: never a partial `path`."""
+    atomic_write_with(path, lambda f: torch.save(obj, f))
+
+
+def checkpoint_path(folder, step):
+    return Path(folder) / f"ckpt_{int(step):08d}.pth"
+
+
+def checkpoint_step(path):
+    """The step in a checkpoint's file name, or None for other names."""
+    m = CKPT_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+def save_checkpoint(obj, folder, step):
+    path = checkpoint_path(folder, step)
+    atomic_save(obj, path)
+    return path
+
+
+def list_checkpoints(folder):
+    """Checkpoint paths in `folder`, sorted by step (not by name or directory order)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_file()]
+    return [p for s, p in sorted((s, p) for s, p in found if s is not None)]
+
+
+def newest_checkpoint(folder):
+    """The checkpoint with the highest step, or None."""
+    ckpts = list_checkpoints(folder)
+    return ckpts[-1] if ckpts else None
+
+
+def _available(folder):
+    steps = [checkpoint_step(p) for p in list_checkpoints(folder)]
+    if not steps:
+        return f"no ckpt_<step>.pth files in {folder}"
+    shown = ", ".join(str(s) for s in steps[-10:])
+    more = f" (and {len(steps) - 10} older)" if len(steps) > 10 else ""
+    return f"steps available in {folder}: {shown}{more}"
+
+
+def resolve_checkpoint(folder, which=None):
+    """None -> the newest; an int or digit string -> that step; else a path (absolute,
+    relative to the working directory, or a file name inside `folder`)."""
+    folder = Path(folder)
+    if which is None or (isinstance(which, str) and which.strip() == ""):
+        path = newest_checkpoint(folder)
+        if path is None:
+            raise CheckpointError(f"no checkpoint found: looked for ckpt_<step>.pth in {folder}; "
+                                  "train first, or pass --ckpt PATH")
+        return path
+    if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):
+        step = int(which)
+        for p in list_checkpoints(folder):
+            if checkpoint_step(p) == step:
+                return p
+        raise CheckpointError(f"no checkpoint for step {step} ({checkpoint_path(folder, step)}); "
+                              f"{_available(folder)}")
+    for cand in (Path(which), folder / which):
+        if cand.is_file():
+            return cand
+    raise CheckpointError(f"checkpoint file not found: {which} (also looked in {folder}); "
+                          f"{_available(folder)}")
+
+
+def load_checkpoint(path, map_location="cpu", trusted=False):
+    """torch.load with weights_only=True. Files holding arbitrary Python objects are refused
+    unless trusted=True. Missing, corrupt or truncated files raise CheckpointError."""
+    path = Path(path)
+    hint = f"pick another with --ckpt <step or path> ({_available(path.parent)})"
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}; {hint}")
+    try:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as e:
+            if "Unsupported global" not in str(e):
+                raise  # not a refused class: a corrupt file
+            if not trusted:
+                detail = next((ln for ln in str(e).splitlines() if "Unsupported global" in ln), "")
+                raise CheckpointError(f"{path} holds Python objects that weights_only loading "
+                                      f"refuses ({detail.strip()}); load it with trusted=True "
+                                      "only if you trust its origin") from e
+            return torch.load(path, map_location=map_location, weights_only=False)
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
+            zipfile.BadZipFile) as e:
+        text = str(e).split("WeightsUnpickler error:")[-1].strip()  # skip torch's preamble
+        first = text.splitlines()[0] if text else "empty file?"
+        raise CheckpointError(f"cannot read checkpoint {path}: corrupt or truncated "
+                              f"({type(e).__name__}: {first[:200]}); {hint}") from e
+
+
+def strip_prefixes(state):
+    """Drop leading 'module.' (DDP) and '_orig_mod.' (torch.compile) from every key."""
+    out = OrderedDict()
+    for k, v in state.items():
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if k.startswith(p):
+                    k, changed = k[len(p):], True
+        out[k] = v
+    return out
+
+
+def generator_state_from(obj):
+    """The generator's state dict from a paper-format checkpoint (the state dict itself) or
+    from this project's training checkpoint (obj['netG']), prefixes stripped."""
+    if isinstance(obj, dict) and "netG" in obj:
+        obj = obj["netG"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError("not a generator checkpoint: expected a state dict of tensors or "
+                              f"a training checkpoint with key 'netG', got {type(obj).__name__}"
+                              + (f" with keys {list(obj)[:8]}" if isinstance(obj, dict) else ""))
+    return strip_prefixes(obj)
+
+
+# --- random-number states, as weights_only-safe types (tensors, ints, floats, lists) ---
+
+def rng_state():
+    """States of python `random`, numpy's global RNG, torch CPU and (if available) CUDA."""
+    py = random.getstate()  # (version, tuple of 625 ints, gauss_next)
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64),
+                   "gauss_next": py[2]},
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+
+
+def set_rng_state(state):
+    """Restore what rng_state() returned (missing parts are left alone)."""
+    if state.get("python") is not None:
+        p = state["python"]
+        random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
+    if state.get("numpy") is not None:
+        n = state["numpy"]
+        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                             n["has_gauss"], n["cached_gaussian"]))
+    if state.get("torch") is not None:
+        torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        cuda = [s.cpu() for s in state["cuda"]][: torch.cuda.device_count()]
+        for i, s in enumerate(cuda):
+            torch.cuda.set_rng_state(s, i)

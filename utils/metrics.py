@@ -1,0 +1,274 @@
+"""The reference's metric protocol (SPEC section 5), in memory and batched.
+
+Frames are quantised as torchvision's save_image writes them to PNG, then:
+SSIM on PIL-"L" grayscale (skimage, gaussian weights, population covariance, data_range 255),
+MSE on RGB in [0,1], PSNR of the mean MSE, LPIPS v0.1 AlexNet on RGB resized to 128 in [-1,1].
+"""
+import contextlib
+import io
+import math
+import os
+import sys
+import warnings
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+PSNR_CAP = 100.0  # dB; identical frames (MSE 0) would give +inf
+SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
+
+
+# ---------------------------------------------------------------- quantisation, grayscale
+
+def quantize(x):
+    """(..., 3, H, W) float -> uint8, exactly as save_image: x*255+0.5, clamp 0..255, truncate.
+    Computed in x's own dtype and device, as save_image does (half types in float32)."""
+    if x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()
+    return x.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
+
+
+def to_gray(q):
+    """(..., 3, H, W) uint8 RGB -> (..., H, W) uint8, as PIL Image.convert('L')."""
+    r, g, b = (q[..., c, :, :].to(torch.int32) for c in range(3))
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)
+
+
+# ---------------------------------------------------------------- SSIM
+
+def ssim_skimage(gray_a, gray_b):
+    """Reference SSIM of two (H, W) uint8 grayscale frames (numpy or tensor)."""
+    from skimage.metrics import structural_similarity
+    a, b = (np.asarray(g.cpu() if torch.is_tensor(g) else g) for g in (gray_a, gray_b))
+    return float(structural_similarity(a, b, gaussian_weights=True, use_sample_covariance=False,
+                                       data_range=255))
+
+
+def gaussian_kernel1d(sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, dtype=torch.float64):
+    """scipy.ndimage's kernel: radius int(truncate*sigma+0.5) (5 -> 11 taps), sums to 1."""
+    r = int(truncate * sigma + 0.5)
+    x = torch.arange(-r, r + 1, dtype=dtype)
+    k = torch.exp(-0.5 / (sigma * sigma) * x * x)
+    return k / k.sum()
+
+
+def _filter_valid(maps, taps):
+    """Separable 'valid' correlation of (..., H, W) with the 1D `taps` along H then W
+    -> (..., H-10, W-10); shifted in-place adds (10x fewer flops than a banded matmul)."""
+    r = len(taps) - 1
+    h, w = maps.shape[-2] - r, maps.shape[-1] - r
+    z = maps[..., 0:h, :] * taps[0]
+    for i in range(1, len(taps)):
+        z.add_(maps[..., i:i + h, :], alpha=taps[i])
+    y = z[..., 0:w] * taps[0]
+    for i in range(1, len(taps)):
+        y.add_(z[..., i:i + w], alpha=taps[i])
+    return y
+
+
+def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
+    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, on a's device.
+
+    Matches skimage (gaussian_weights=True, use_sample_covariance=False): skimage filters
+    with mode 'reflect' and then drops a border of (11-1)//2 = 5 px before averaging; every
+    kept pixel's 11x11 window lies inside the image, so a 'valid' separable filter gives the
+    same numbers with no padding at all. `chunk` frames at a time (default 4 on the CPU, to
+    stay in cache; 256 elsewhere).
+    """
+    if a.shape != b.shape or a.dim() != 3:
+        raise ValueError(f"expected two (N, H, W) tensors of equal shape, got {a.shape}, {b.shape}")
+    n, h, w = a.shape
+    if min(h, w) < 11:
+        raise ValueError(f"frames of {h}x{w} are smaller than the 11px SSIM window")
+    chunk = chunk or (4 if a.device.type == "cpu" else 256)
+    taps = [float(v) for v in gaussian_kernel1d(dtype=torch.float64)]
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    out = []
+    for i in range(0, n, chunk):
+        x, y = a[i:i + chunk].to(dtype), b[i:i + chunk].to(dtype)  # (c, H, W)
+        maps = torch.empty((5,) + x.shape, dtype=dtype, device=a.device)
+        maps[0], maps[1] = x, y
+        torch.mul(x, x, out=maps[2])
+        torch.mul(y, y, out=maps[3])
+        torch.mul(x, y, out=maps[4])
+        ux, uy, uxx, uyy, uxy = _filter_valid(maps, taps)  # each (c, H-10, W-10)
+        uxuy = ux * uy
+        ux.mul_(ux)
+        uy.mul_(uy)  # ux, uy now hold ux^2, uy^2
+        num = (2 * uxuy + c1).mul_(uxy.sub_(uxuy).mul_(2).add_(c2))
+        den = (ux + uy + c1).mul_(uxx.sub_(ux).add_(uyy).sub_(uy).add_(c2))
+        out.append(num.div_(den).mean(dim=(1, 2)))
+    return torch.cat(out) if out else torch.zeros(0, dtype=dtype, device=a.device)
+
+
+# ---------------------------------------------------------------- MSE, PSNR
+
+def mse_per_frame(qa, qb):
+    """(N, 3, H, W) uint8 pairs -> (N,) float64 MSE of the frames as uint8/255."""
+    d = (qa.to(torch.float64) - qb.to(torch.float64)) / 255.0
+    return (d * d).mean(dim=(1, 2, 3))
+
+
+def psnr_from_mse(mse):
+    """10*log10(1/mse) in dB, capped at PSNR_CAP (MSE 0 -> PSNR_CAP instead of inf)."""
+    return PSNR_CAP if mse <= 0 else min(PSNR_CAP, 10.0 * math.log10(1.0 / mse))
+
+
+# ---------------------------------------------------------------- LPIPS
+
+def alexnet_weights_path():
+    """Where torchvision looks for its ImageNet AlexNet weights in the torch.hub cache."""
+    from torchvision.models import AlexNet_Weights
+    url = AlexNet_Weights.IMAGENET1K_V1.url
+    name = os.path.basename(urlparse(url).path)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", name), url
+
+
+@contextlib.contextmanager
+def _no_download():
+    """Make any torch.hub download attempt fail at once instead of reaching the network."""
+    orig = torch.hub.download_url_to_file
+
+    def refuse(url, *a, **k):
+        raise RuntimeError(f"download refused (offline): {url}")
+    torch.hub.download_url_to_file = refuse
+    try:
+        yield
+    finally:
+        torch.hub.download_url_to_file = orig
+
+
+def load_lpips(device="cpu", pretrained_backbone=True):
+    """lpips.LPIPS(net='alex', version='0.1') in eval mode on `device`, or None (with one
+    warning on stderr) when torchvision's AlexNet weights are not in the torch.hub cache.
+    pretrained_backbone=False: the package's linear weights over a random AlexNet (tests)."""
+    import lpips
+    if pretrained_backbone:
+        path, url = alexnet_weights_path()
+        if not os.path.isfile(path):
+            print(f"WARNING: LPIPS is reported as null: torchvision's AlexNet weights are not at "
+                  f"{path}. Fetch {url} on a machine with network and put the file there "
+                  "(or set TORCH_HOME) to get LPIPS.", file=sys.stderr, flush=True)
+            return None
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _no_download():
+        warnings.simplefilter("ignore")
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True,
+                            pnet_rand=not pretrained_backbone, verbose=False)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval().to(device)
+
+
+def lpips_input(q, size=128):
+    """(N, 3, H, W) uint8 -> (N, 3, size, size) float32 in [-1, 1] (bilinear resize if needed)."""
+    x = q.to(torch.float32) / 255.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return x * 2 - 1
+
+
+@torch.no_grad()
+def lpips_per_frame(model, qa, qb, chunk=64):
+    """(N, 3, H, W) uint8 pairs -> (N,) float64 LPIPS, batched `chunk` frames at a time."""
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, qa.shape[0], chunk):
+        a, b = (lpips_input(q[i:i + chunk].to(dev)) for q in (qa, qb))
+        out.append(model(a, b).reshape(-1).to(torch.float64).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- accumulator
+
+def _mean(values):
+    """Exactly rounded mean (math.fsum): independent of order, so merged shards equal one run."""
+    return math.fsum(values) / len(values) if values else None
+
+
+def _summarise(ssim, mse, lp):
+    m = _mean(mse)
+    return {
+        "ssim": _mean(ssim),
+        "mse": m,
+        "psnr": None if m is None else psnr_from_mse(m),
+        "psnr_per_frame_mean": _mean([psnr_from_mse(v) for v in mse]),
+        "lpips": None if (not lp or any(v is None for v in lp)) else _mean(lp),
+        "n_frames": len(mse),
+    }
+
+
+class MetricAccumulator:
+    """Per-frame SSIM, MSE and LPIPS over many batches, with the frame index t of each.
+
+    update(pred, gt): float (b, T, 3, H, W) model output and target, quantised here.
+    summary(): means over all frames and, in 'per_index', per frame index t. 'psnr' is the
+    reference's PSNR of the mean MSE; 'psnr_per_frame_mean' is the usual mean of per-frame
+    PSNR, each capped at 100 dB (identical frames would give +inf).
+    """
+
+    def __init__(self, lpips_model=None, device="cpu", ssim="batched"):
+        self.lpips_model, self.device, self.ssim_impl = lpips_model, torch.device(device), ssim
+        self.ssim, self.mse, self.lpips, self.t = [], [], [], []
+
+    @torch.no_grad()
+    def update(self, pred, gt):
+        if pred.shape != gt.shape or pred.dim() != 5 or pred.shape[2] != 3:
+            raise ValueError(f"expected (b, T, 3, H, W) pairs, got {tuple(pred.shape)} and "
+                             f"{tuple(gt.shape)}")
+        b, t = pred.shape[:2]
+        qp = quantize(pred.to(self.device)).flatten(0, 1)  # (b*T, 3, H, W) uint8
+        qg = quantize(gt.to(self.device)).flatten(0, 1)
+        gp, gg = to_gray(qp), to_gray(qg)  # (b*T, H, W)
+        if self.ssim_impl == "skimage":
+            ssim = [ssim_skimage(x, y) for x, y in zip(gp.cpu(), gg.cpu())]
+        else:
+            ssim = ssim_batched(gp, gg).tolist()
+        self.ssim += ssim
+        self.mse += mse_per_frame(qp, qg).tolist()
+        if self.lpips_model is not None:
+            self.lpips += lpips_per_frame(self.lpips_model, qp, qg).tolist()
+        else:
+            self.lpips += [None] * (b * t)
+        self.t += list(range(t)) * b
+
+    def summary(self):
+        out = _summarise(self.ssim, self.mse, self.lpips)
+        n_idx = max(self.t) + 1 if self.t else 0
+        per = []
+        for i in range(n_idx):
+            sel = [k for k, ti in enumerate(self.t) if ti == i]
+            s = _summarise(*([v[k] for k in sel] for v in (self.ssim, self.mse, self.lpips)))
+            per.append({"index": i, **s})
+        out["per_index"] = per
+        return out
+
+    # --- sharded evaluation: gather state() from each process, merge, summarise once ---
+    def state(self):
+        return {"ssim": list(self.ssim), "mse": list(self.mse), "lpips": list(self.lpips),
+                "t": list(self.t)}
+
+    @classmethod
+    def from_state(cls, state, lpips_model=None, device="cpu"):
+        acc = cls(lpips_model, device)
+        acc.load_state(state)
+        return acc
+
+    def load_state(self, state):
+        for k in ("ssim", "mse", "lpips", "t"):
+            getattr(self, k).extend(state[k])
+        return self
+
+    def merge(self, other):
+        """Add another accumulator's (or a state dict's) frames to this one."""
+        return self.load_state(other.state() if isinstance(other, MetricAccumulator) else other)
+
+
+def reference_line(summary):
+    """The reference's printout: 'SSIM / MSE / LPIPS / PSNR: a / b / c / d'."""
+    lp = "n/a" if summary.get("lpips") is None else f"{summary['lpips']:.4f}"
+    ssim = "n/a" if summary.get("ssim") is None else f"{summary['ssim']:.4f}"
+    mse = "n/a" if summary.get("mse") is None else f"{summary['mse']:.6f}"
+    psnr = "n/a" if summary.get("psnr") is None else f"{summary['psnr']:.3f}"
+    return f"SSIM / MSE / LPIPS / PSNR: {ssim} / {mse} / {lp} / {psnr}"
