@@ -135,18 +135,33 @@ def get_opt(argv=None):
 
 def main(argv=None):
     opt = get_opt(argv)
+    from dataloader import DataError
+    from runs import RunError
+    from utils.checkpoint import CheckpointError
+    try:
+        return dispatch(opt)
+    except (DataError, RunError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def dispatch(opt):
     if opt.phase == "train":
         from trainer import train
         train(opt)
+        return 0
     elif opt.phase == "test_met":
         from tester import test_met
         test_met(opt)
+        return 0
     elif opt.phase == "generate":
         from generator import generate
         generate(opt)
+        return 0
     elif opt.phase == "eval_continuous":
         from generator import eval_continuous
         eval_continuous(opt)
+        return 0
 
 
 if __name__ == "__main__":

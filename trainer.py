@@ -1,12 +1,14 @@
 """The training loop: run folders, checkpoints with the whole training state, exact resume,
 TensorBoard logging, periodic test losses, clean stops (Ctrl-C, NaN, step or time limits)."""
+import json
 import math
 import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
-import torchvision
+from PIL import Image
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
@@ -156,7 +158,8 @@ class Trainer:
         rows = [self._display(x[0].detach().float().cpu()) for x in (batch["observed_data"], target, pred)]
         path = self.log_dir / "images" / f"{tag}_{self.step:08d}.png"
         save_grid(rows, path)
-        self.writer.add_image(tag, torchvision.io.decode_image(str(path))[:3], self.step)
+        with Image.open(path) as im:
+            self.writer.add_image(tag, np.asarray(im.convert("RGB")), self.step, dataformats="HWC")
 
     def _display(self, x):
         return x * 0.5 + 0.5 if self.opt.input_norm else x
@@ -224,6 +227,10 @@ class Trainer:
         self.writer.add_scalar("train/lr", lr, self.step)
         self.writer.add_scalar("train/seconds_per_step", seconds, self.step)
         self.writer.add_scalar("train/nfe_decoder", out["nfe_decoder"], self.step)
+        record = {"step": self.step, "epoch": self.epoch + 1, "lr": lr, "seconds": seconds,
+                  "nfe_decoder": out["nfe_decoder"], **scalars}
+        with open(self.log_dir / "train_log.jsonl", "a") as f:  # one JSON object per logged step
+            f.write(json.dumps(record) + "\n")
         tqdm.write(f"[train] epoch {self.epoch + 1} step {self.step}: loss G {scalars['loss_G']:.5f} "
                    f"(L1 {scalars['loss_recon']:.5f}, diff {scalars['loss_diff']:.5f}, adv "
                    f"{scalars['loss_adv_G']:.5f}) loss D {scalars['loss_D']:.5f} lr {lr:.2e} "
