@@ -82,7 +82,7 @@ def _build_parser():
                    help="epochs between test losses and test image grids")
     p.add_argument("--max_test_batches", type=int, default=0, help="evaluate on at most this many batches (0: all)")
     p.add_argument("--save_images", action="store_true", help="test_met: also write the PNG frames")
-    p.add_argument("--no_lpips", action="store_true", help="test_met: skip LPIPS")
+    p.add_argument("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
     p.add_argument("--bn_running_stats", action="store_true",
                    help="evaluate with BatchNorm running statistics (the reference keeps batch statistics)")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
@@ -92,12 +92,22 @@ def _build_parser():
 
     # --- generation at any time stamps (phase generate / eval_continuous) ---
     p.add_argument("--input", default=None,
-                   help="generate: a test-clip index of the run's data set, an .npy file or a video file")
-    p.add_argument("--fps_factor", type=int, default=0, help="generate: frames per observed interval (2, 4, 8)")
-    p.add_argument("--times", default=None, help="generate: comma-separated time stamps")
-    p.add_argument("--horizon", type=float, default=0.0, help="generate: extrapolate up to this time")
-    p.add_argument("--observed", default=None, help="generate: comma-separated indices of observed frames")
-    p.add_argument("--out", default=None, help="generate: output folder (default: <run>/generated)")
+                   help="generate: a test-clip index of the run's data set (unset: clip 0), an .npy file "
+                   "(T, H, W, 3) uint8 or float in [0, 1], or a video file (avi, mp4, gif)")
+    p.add_argument("--fps_factor", type=int, default=0,
+                   help="generate / eval_continuous: frames per input-frame interval (2, 4, 8; "
+                   "0: 4); extrapolation runs generate beyond the last input frame")
+    p.add_argument("--times", default=None,
+                   help="generate: comma-separated times in FRAME UNITS OF THE INPUT (0 = first input "
+                   "frame, 1 = second, 0.5 half-way), increasing; instead of --fps_factor")
+    p.add_argument("--horizon", type=float, default=0.0,
+                   help="generate / eval_continuous: extrapolate up to this time, in frame units of "
+                   "the input (0: the training horizon; eval_continuous: as far again past it)")
+    p.add_argument("--observed", default=None,
+                   help="generate: comma-separated 0-based indices of the observed input frames "
+                   "(irregular input); the others are masked out")
+    p.add_argument("--out", default=None,
+                   help="generate: output folder (unset: <run>/generated/<input>_x<F> or _times)")
     return p
 
 

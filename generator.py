@@ -1,0 +1,437 @@
+"""Continuous-time generation (phase generate) and the evaluation at unseen times (eval_continuous).
+
+Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
+1 the second, 0.5 half-way between them. The model's own time axis (SPEC 2) is
+t = frame / R, with R input frames per unit of model time, read off sampling.time_steps():
+  - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
+    at t = k/(S/2), so one input frame is one observed frame (two frames of the original
+    video); test_met's in-between frames k/S are input frames k + 0.5.
+  - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
+  - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
+Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_unit_time(opt).
+
+What the model can serve. The decoder ODE starts at the first time it is given and the
+decoder/warping chain runs over every requested time in order, so a denser grid means a longer
+warping chain with smaller steps; that is the model. Its ODE is autonomous (SPEC 3), so only the
+spacing from the starting time matters; generate therefore always starts it where training did:
+at the first observed frame (interpolation) or one training step after the last observed frame
+(extrapolation, frame N of an N-frame input). When the first requested time is later, that
+start is solved but not rendered (as test_met does with its output mask). Hence
+  - interpolation runs serve [first, last observed frame] only (never trained to extrapolate);
+  - extrapolation runs serve t >= N: they decode forward from the last input frame (their base
+    frame) with the latent placed at frame N, and cannot reconstruct or interpolate the past.
+BatchNorm keeps batch statistics (the reference never calls eval()), so a clip generated alone
+differs slightly from the same clip in a test batch; --bn_running_stats uses running statistics.
+With an adaptive solver (dopri5) the states at the common times do not depend on the rest of the
+grid, so test_met's predictions are reproduced exactly; fixed-grid solvers step between the given
+times.
+"""
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dataloader import batch_to_device, build_test_loader, get_dataset
+from dataloader.transforms import KTH_CROP, transform_clip
+from runs import RunError, read_options
+from tester import blend_neighbours, last_observed, prepare_model
+from utils.atomic import atomic_write_json, atomic_write_with
+from utils.metrics import MetricAccumulator, load_lpips
+from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
+
+DEFAULT_FPS_FACTOR = 4
+EPS = 1e-6
+
+
+# ------------------------------------------------------------------ time axis
+
+def frames_per_unit(ropt):
+    """R: input frames per unit of the run's model time (see the module docstring)."""
+    if ropt.irregular:
+        return int(ropt.window_size)
+    return int(ropt.sample_size) if ropt.extrap else int(ropt.sample_size) // 2
+
+
+def predicted_frames(ropt):
+    """Frames an extrapolation run was trained to predict after its observed half."""
+    n = int(ropt.window_size if ropt.irregular else ropt.sample_size)
+    return n - n // 2
+
+
+def model_times(frames, rate):
+    """Frame positions -> model times, float32 as time_steps() computes them (k / R)."""
+    return torch.tensor([float(f) for f in frames], dtype=torch.float32) / rate
+
+
+@torch.no_grad()
+def synthesize(model, observed, mask, times, rate, extrap):
+    """Frames at `times` (input frame units, increasing) from observed frames.
+
+    observed (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale. Unobserved frames
+    are zeroed as in training. The ODE starts at the run's start (frame 0, or frame N when
+    extrapolating); a start that was not requested is solved but not rendered.
+    """
+    b, n = observed.shape[:2]
+    start = float(n) if extrap else 0.0
+    times = [float(t) for t in times]
+    solve = times if abs(times[0] - start) < EPS else [start] + times
+    keep = torch.ones(b, len(solve), dtype=torch.bool)
+    keep[:, :len(solve) - len(times)] = False  # (b, T_solve): the unrequested start is not decoded
+    obs_tp = torch.arange(n).float() / rate  # as time_steps(): k / R
+    mask = mask.to(observed.dtype).reshape(b, n, 1)
+    pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
+                                       obs_tp, mask, keep)
+    return pred
+
+
+# ------------------------------------------------------------------ checks and parsing
+
+def _fmt(t):
+    return f"{t:g}"
+
+
+def check_times(times, n, mask, extrap):
+    """Refuse times the run cannot serve. times: input frame units; mask (N,) observed flags."""
+    if len(times) == 0:
+        raise RunError("no time stamps requested: give --times with at least one number "
+                       "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
+    if any(not math.isfinite(t) for t in times):
+        raise RunError(f"time stamps must be finite numbers, got {times}")
+    neg = [t for t in times if t < 0]
+    if neg:
+        raise RunError(f"negative time stamp {_fmt(neg[0])}: times are in frame units of the "
+                       "input, 0 being its first frame")
+    for a, b in zip(times, times[1:]):
+        if abs(b - a) < EPS:
+            raise RunError(f"duplicate time stamp {_fmt(a)} in --times; list each time once")
+        if b < a:
+            raise RunError(f"time stamps must increase ({_fmt(a)} then {_fmt(b)}): the decoder's "
+                           "ODE and warping chain run forward through them; sort --times")
+    obs = [i for i, m in enumerate(mask) if m > 0.5]
+    if extrap:
+        if times[0] < n - EPS:
+            raise RunError(
+                f"time {_fmt(times[0])} is not served by an extrapolation run: it predicts forward "
+                f"from its last input frame ({n - 1}) starting one frame later, at {n} (where "
+                f"training placed its initial latent), and cannot reconstruct or interpolate "
+                f"earlier times. Ask for times >= {n}, or use an interpolation run")
+        return
+    lo, hi = obs[0], obs[-1]
+    bad = [t for t in times if t < lo - EPS or t > hi + EPS]
+    if bad:
+        raise RunError(
+            f"time {_fmt(bad[0])} lies outside the observed span [{lo}, {hi}]: an interpolation run "
+            "was trained only between its first and last observed frames (its ODE starts at the "
+            "first one) and cannot extrapolate. Use times within the span, or an extrapolation "
+            "run (--extrap) to go beyond the last frame")
+
+
+def _parse_numbers(text, what, cast):
+    parts = [p.strip() for p in str(text).split(",")]
+    if not any(parts):
+        return []
+    try:
+        return [cast(p) for p in parts if p]
+    except ValueError:
+        raise RunError(f"{what} must be comma-separated numbers, got {text!r}") from None
+
+
+def grid_times(n, fps_factor, extrap, end, p_train):
+    """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
+    default end N - 1 + the frames predicted in training)."""
+    start = n if extrap else 0
+    if end is None:
+        end = n - 1 + p_train if extrap else n - 1
+    count = int(math.floor((end - start) * fps_factor + EPS))
+    if count < 0:
+        raise RunError(f"--horizon {_fmt(end)} ends before the first frame the run can generate "
+                       f"({start}); extrapolation starts at frame {n}")
+    return [start + j / fps_factor for j in range(count + 1)]
+
+
+def requested_times(opt, ropt, n, mask):
+    """The checked list of times (input frame units) asked for on the command line."""
+    if opt.times is not None and opt.fps_factor:
+        raise RunError("give either --times or --fps_factor, not both")
+    if opt.times is not None:
+        times = _parse_numbers(opt.times, "--times", float)
+    else:
+        f = opt.fps_factor or DEFAULT_FPS_FACTOR
+        if f < 1:
+            raise RunError(f"--fps_factor must be >= 1 (frames per observed interval), got {f}")
+        times = grid_times(n, f, ropt.extrap, opt.horizon or None, predicted_frames(ropt))
+    check_times(times, n, mask, ropt.extrap)
+    return times
+
+
+def parse_observed(text, n, extrap):
+    """--observed indices -> (N,) float mask."""
+    idx = _parse_numbers(text, "--observed", int)
+    if not idx:
+        raise RunError("--observed lists no frame; give the 0-based indices of the observed input frames")
+    if len(set(idx)) != len(idx):
+        raise RunError(f"--observed lists a frame twice: {text}")
+    out = [i for i in idx if not 0 <= i < n]
+    if out:
+        raise RunError(f"--observed index {out[0]} is out of range: the input has {n} frames (0..{n - 1})")
+    if not extrap and (0 not in idx or n - 1 not in idx):
+        raise RunError(f"an interpolation run needs the first and last input frames observed (--observed "
+                       f"must include 0 and {n - 1}): training always observes both window ends, and "
+                       "the first frame is its base frame")
+    mask = np.zeros(n, np.float32)
+    mask[idx] = 1.0
+    return mask
+
+
+# ------------------------------------------------------------------ inputs
+
+def _array_frames(x, source, ropt):
+    """A (T, H, W, C) array as stored -> (T, C, S, S) float32 tensor, transformed as the data set does."""
+    x = np.asarray(x)
+    if x.ndim != 4:
+        raise RunError(f"{source}: expected frames (T, H, W, 3), got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise RunError(f"{source} holds no frames")
+    if x.shape[-1] not in (1, 3) and ropt.dataset != "hurricane":
+        raise RunError(f"{source}: frames have {x.shape[-1]} channels; expected 3 (RGB) or 1 (grey), "
+                       "channels last: (T, H, W, 3)")
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all():
+            raise RunError(f"{source}: frames contain NaN or infinity")
+        if ropt.dataset != "hurricane":
+            if x.min() < 0 or x.max() > 1:
+                raise RunError(f"{source}: float frames must lie in [0, 1] (got {x.min():g}..{x.max():g}); "
+                               "save uint8 for 0..255")
+            x = x.astype(np.float32) * np.float32(255.0)  # the transform divides by 255
+    elif x.dtype != np.uint8:
+        raise RunError(f"{source}: frames of dtype {x.dtype}; save uint8 (0..255) or float (0..1)")
+    if ropt.dataset == "kth" and min(x.shape[1:3]) < KTH_CROP:
+        raise RunError(f"{source}: frames of {x.shape[1]}x{x.shape[2]} are smaller than kth's "
+                       f"{KTH_CROP}x{KTH_CROP} centre crop")
+    t = transform_clip(x, ropt.dataset, ropt.input_size, augment=False, input_norm=ropt.input_norm)
+    h, w = t.shape[-2:]
+    r = 2 ** int(ropt.n_downs)
+    if ropt.dataset == "hurricane":
+        if h % r or w % r:
+            raise RunError(f"{source}: frames become {h}x{w}, not divisible by 2**n_downs = {r}")
+    elif (h, w) != (ropt.input_size, ropt.input_size):
+        raise RunError(f"{source}: frames of {x.shape[1]}x{x.shape[2]} become {h}x{w}, but the run was "
+                       f"trained on {ropt.input_size}x{ropt.input_size}; crop the input to a square first")
+    return t  # (T, C, H, W)
+
+
+def load_input(opt, ropt):
+    """--input -> (frames (N, C, H, W) model scale, mask (N,) float32, label)."""
+    spec = "0" if opt.input is None else str(opt.input).strip()
+    if re.fullmatch(r"[+-]?\d+", spec):
+        ds = get_dataset(ropt, "test")
+        i = int(spec)
+        if not 0 <= i < len(ds):
+            raise RunError(f"--input {i}: clip index out of range, the test split of {ropt.dataset} "
+                           f"has {len(ds)} clips (0..{len(ds) - 1})")
+        x, m, _ = ds[i]  # (T, C, H, W), (T, 1)
+        m = m[:, 0]
+        if ds.plan.test_interp:  # the observed (even) frames
+            x, m = x[m > 0.5], torch.ones(int((m > 0.5).sum()))
+        elif ropt.extrap:  # the observed half
+            x, m = x[:x.size(0) // 2], m[:x.size(0) // 2]
+        return x, m.numpy().astype(np.float32), f"clip{i:03d}"
+    path = Path(spec)
+    if not path.exists():
+        raise RunError(f"--input {spec}: no such file; give a test-clip index, an .npy file "
+                       "(T, H, W, 3) or a video file (avi, mp4, gif)")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise RunError(f"--input {spec}: not a readable .npy file ({e})") from None
+    else:
+        from dataset.readers import SkipItem, read_any
+        try:
+            arr = read_any(str(path))
+        except SkipItem as e:
+            raise RunError(f"--input {spec}: cannot read the video ({e})") from None
+    x = _array_frames(arr, spec, ropt)
+    return x, np.ones(x.size(0), np.float32), path.stem
+
+
+# ------------------------------------------------------------------ generate
+
+def _to_unit(x, ropt):
+    return x * 0.5 + 0.5 if ropt.input_norm else x
+
+
+def write_outputs(out, frames, mask, times, pred, extrap, info):
+    """frames.npy (T', H, W, 3) uint8 and times.json; generated.mp4/.gif and strip.png show the
+    time line (the observed input frames first when extrapolating). frames (N, C, H, W) and pred
+    (T', C, H, W) in [0, 1]; mask (N,) observed input frames."""
+    out.mkdir(parents=True, exist_ok=True)
+    arr = to_uint8_hwc(pred.clamp(0, 1))
+    atomic_write_with(out / "frames.npy", lambda f: np.save(f, arr))
+    shows, show_t, show_obs = [pred], list(times), list(info["observed_time"])
+    if extrap:  # the observed input frames, then the prediction
+        idx = [i for i, o in enumerate(mask) if o > 0.5]
+        shows = [frames[idx], pred]
+        show_t, show_obs = [float(i) for i in idx] + show_t, [True] * len(idx) + show_obs
+    video = torch.cat(shows).clamp(0, 1)  # (T_show, C, H, W)
+    fps = min(30, 4 * max(1, info.get("fps_factor") or 2))
+    write_gif(video, out / "generated.gif", fps=fps)
+    write_mp4(video, out / "generated.mp4", fps=fps)
+    strip_with_markers(video, show_t, show_obs, out / "strip.png")
+    atomic_write_json(out / "times.json", {**info, "times": list(times), "shown_times": show_t,
+                                           "shown_observed": show_obs})
+
+
+def generate(opt):
+    """Frames of a trained run at any time stamps (see the module docstring); returns a summary dict."""
+    ropt, model, ckpt, step, device = prepare_model(opt)
+    x, mask, label = load_input(opt, ropt)
+    n = x.size(0)
+    if opt.observed:
+        mask = parse_observed(opt.observed, n, ropt.extrap)
+    if not ropt.extrap and n < 2:
+        raise RunError("an interpolation run needs at least 2 input frames")
+    times = requested_times(opt, ropt, n, mask)
+    rate = frames_per_unit(ropt)
+    observed = x.unsqueeze(0).to(device)  # (1, N, C, H, W)
+    m = torch.from_numpy(mask).reshape(1, n, 1).to(device)
+    pred = _to_unit(synthesize(model, observed, m, times, rate, ropt.extrap)[0].float().cpu(), ropt)
+    tag = "times" if opt.times is not None else f"x{opt.fps_factor or DEFAULT_FPS_FACTOR}"
+    out = Path(opt.out) if opt.out else Path(opt.test_dir) / "generated" / f"{label}_{tag}"
+    obs_t = [bool(abs(t - round(t)) < EPS and round(t) < n and mask[round(t)] > 0.5) for t in times]
+    fps_factor = None if opt.times is not None else (opt.fps_factor or DEFAULT_FPS_FACTOR)
+    info = {"input": str(opt.input if opt.input is not None else 0), "n_input_frames": n,
+            "observed_frames": [i for i in range(n) if mask[i] > 0.5],
+            "time_unit": "frames of the input (0 = first input frame)",
+            "model_times": model_times(times, rate).tolist(), "frames_per_model_time_unit": rate,
+            "observed_time": obs_t, "fps_factor": fps_factor, "checkpoint": str(ckpt), "step": step,
+            "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular)}
+    write_outputs(out, _to_unit(x, ropt).float(), mask, times, pred, ropt.extrap, info)
+    print(f"[generate] {len(times)} frames at t = {_fmt(times[0])} .. {_fmt(times[-1])} (input frames) "
+          f"from {n} input frames ({int(mask.sum())} observed); written to {out}")
+    return {"out": str(out), "times": times, "frames": pred}
+
+
+# ------------------------------------------------------------------ eval_continuous
+
+def time_sets(ropt, n, fps_factor, horizon=None):
+    """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
+    if fps_factor < 2:
+        raise RunError(f"eval_continuous needs --fps_factor >= 2 (frames between grid points), "
+                       f"got {fps_factor}")
+    if not ropt.extrap:
+        between = grid_times(n, fps_factor, False, None, 0)
+        return [("grid", "training time stamps (at observed frames the baseline is exact)",
+                 list(range(n)), [True] * n),
+                (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
+                 between, [j % fps_factor != 0 for j in range(len(between))])]
+    p = predicted_frames(ropt)
+    grid = list(range(n, n + p))
+    between = grid_times(n, fps_factor, True, None, p)
+    end = n - 1 + p
+    horizon = horizon or n - 1 + 2 * p
+    if horizon <= end:
+        raise RunError(f"--horizon {_fmt(horizon)} must exceed the training horizon (frame {end})")
+    beyond = list(range(n, int(math.floor(horizon + EPS)) + 1))
+    return [("grid", "training time stamps", grid, [True] * p),
+            (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
+             between, [j % fps_factor != 0 for j in range(len(between))]),
+            ("beyond", f"training rate, after the training horizon (frame {end}) up to {_fmt(horizon)}",
+             beyond, [t > end for t in beyond])]
+
+
+def shapes_truth(meta, clip_ids, times, ropt):
+    """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
+    from dataset.shapes import frames_per_unit_time, render_clip
+    scale = frames_per_unit_time(ropt) / frames_per_unit(ropt)  # original frames per input frame
+    orig = np.asarray(times, np.float64) * scale
+    clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", ropt.input_size,
+                            augment=False, input_norm=ropt.input_norm) for c in clip_ids]
+    return torch.stack(clips)
+
+
+def _row(name, desc, times, scored, acc, acc_base):
+    m, b = acc.summary(), acc_base.summary()
+    keys = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")
+    return {"time_set": name, "description": desc, "n_frames": m["n_frames"],
+            "scored_times": [t for t, s in zip(times, scored) if s],
+            "model": {k: m[k] for k in keys}, "baseline": {k: b[k] for k in keys}}
+
+
+def _table(rows):
+    num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    lines = [f"{'time set':<14}{'frames':>7} | {'model SSIM':>10}{'PSNR':>8}{'LPIPS':>7} | "
+             f"{'baseline SSIM':>13}{'PSNR':>8}{'LPIPS':>7}"]
+    for r in rows:
+        m, b = r["model"], r["baseline"]
+        lines.append(f"{r['time_set']:<14}{r['n_frames']:>7} | {num(m['ssim'], '.4f'):>10}"
+                     f"{num(m['psnr'], '.2f'):>8}{num(m['lpips'], '.3f'):>7} | {num(b['ssim'], '.4f'):>13}"
+                     f"{num(b['psnr'], '.2f'):>8}{num(b['lpips'], '.3f'):>7}")
+    return "\n".join(lines)
+
+
+def eval_continuous(opt):
+    """SSIM / PSNR (of the mean MSE) / LPIPS at the training grid, between its points at
+    --fps_factor times the rate, and (extrapolation) beyond the training horizon, on the shapes
+    test clips, against the trivial baseline. Writes <run>/continuous/results.json."""
+    saved = read_options(opt.test_dir)
+    if saved.get("dataset") != "shapes":
+        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (this one used "
+                       f"{saved.get('dataset')}): only the moving shapes have a true frame at any time")
+    ropt, model, ckpt, step, device = prepare_model(opt)
+    fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
+    loader = build_test_loader(ropt)
+    from dataset.shapes import load_meta
+    meta = load_meta(loader.dataset.root)
+    file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
+    lpips_model = None if opt.no_lpips else load_lpips(device)
+    rate = frames_per_unit(ropt)
+    sets, accs, n_clips = None, {}, 0
+    for i, batch in enumerate(loader):
+        if opt.max_test_batches and i >= opt.max_test_batches:
+            break
+        batch = batch_to_device(batch, device)
+        observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
+        n = observed.size(1)
+        if sets is None:
+            sets = time_sets(ropt, n, fps_factor, opt.horizon or None)
+            accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
+                    for s in sets}
+        ids = [file_ids[c] for c in batch["clip_index"].tolist()]
+        for name, _, times, scored in sets:
+            sel = torch.tensor(scored, device=device)
+            pred = synthesize(model, observed, mask, times, rate, ropt.extrap)[:, sel]  # (b, Ts, C, H, W)
+            st = [t for t, s in zip(times, scored) if s]
+            gt = shapes_truth(meta, ids, st, ropt).to(device, pred.dtype)
+            if ropt.extrap:
+                base = last_observed(observed, mask).unsqueeze(1).expand_as(pred)
+            else:
+                base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
+            accs[name][0].update(_to_unit(pred, ropt), _to_unit(gt, ropt))
+            accs[name][1].update(_to_unit(base, ropt), _to_unit(gt, ropt))
+        n_clips += observed.size(0)
+    if not n_clips:
+        raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
+    rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
+    results = {
+        "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": "shapes",
+        "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular), "n_clips": n_clips,
+        "fps_factor": fps_factor, "time_unit": "frames of the observed input (0 = first observed frame)",
+        "frames_per_model_time_unit": rate,
+        "baseline_kind": ("copy last observed frame" if ropt.extrap
+                          else "linear blend of neighbouring observed frames"),
+        "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
+        "psnr": "of the mean MSE (the reference's)", "rows": rows,
+        "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
+                   **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")
+                      for k in ("ssim", "psnr", "lpips")}} for r in rows],
+    }
+    out = Path(opt.test_dir) / "continuous"
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "results.json", results)
+    print(_table(rows))
+    print(f"[eval_continuous] {n_clips} clips, baseline: {results['baseline_kind']}; results in "
+          f"{out / 'results.json'}")
+    return results
