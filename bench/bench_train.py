@@ -24,6 +24,7 @@ CONFIGS = {
     "default": [],  # batch 8, 128 px, init_dim 32, sample_size 10, dopri5
     "small": ["--input_size", "32", "--init_dim", "8", "--batch_size", "2"],  # the golden cases' size
 }
+PHASES = ("G_forward", "D_losses", "D_backward_step", "G_adv_forward", "G_backward_step")
 MODES = {"interp": [], "extrap": ["--extrap"], "irregular": ["--irregular"],
          "extrap_irregular": ["--extrap", "--irregular"]}
 
@@ -55,7 +56,7 @@ def random_batch(opt, seed=0):
     return make_batch(data, mask, tp.float(), opt)
 
 
-def run_one(config, mode, iters, warmup, threads, profile_phases):
+def run_one(config, mode, iters, warmup, threads, profile_phases=False):
     import torch
     import main
     from models import VidODE, create_netD, train_step
@@ -73,10 +74,16 @@ def run_one(config, mode, iters, warmup, threads, profile_phases):
         float(out["loss_G"])
         times.append(time.perf_counter() - t0)
     times = times[warmup:]
+    phases = {}
+    if profile_phases:
+        from torch.profiler import ProfilerActivity, profile
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            train_step(model, netD_img, netD_seq, optG, optD, batch, opt)
+        phases = {e.key: round(e.cpu_time_total / 1e6, 3) for e in prof.key_averages() if e.key in PHASES}
     return {"config": config, "mode": mode, "median_s": statistics.median(times), "min_s": min(times),
             "iters": iters, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
             "nfe_decoder": out["nfe_decoder"], "device": "cpu", "threads": torch.get_num_threads(),
-            "torch": torch.__version__}
+            "torch": torch.__version__, "phases_s": phases}
 
 
 def main_cli():
@@ -86,16 +93,17 @@ def main_cli():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--phases", action="store_true", help="also time each phase of one iteration")
     p.add_argument("--one", nargs=2, metavar=("CONFIG", "MODE"))
     args = p.parse_args()
     if args.one:
-        print(json.dumps(run_one(*args.one, args.iters, args.warmup, args.threads, False)))
+        print(json.dumps(run_one(*args.one, args.iters, args.warmup, args.threads, args.phases)))
         return
     results = []
     for c in args.configs:
         for m in args.modes:
             cmd = [sys.executable, __file__, "--one", c, m, "--iters", str(args.iters),
-                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
+                   "--warmup", str(args.warmup), "--threads", str(args.threads)] + (["--phases"] if args.phases else [])
             out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
             if out.returncode:
                 print(out.stderr, file=sys.stderr)

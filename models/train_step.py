@@ -1,5 +1,7 @@
 """One Vid-ODE training iteration (SPEC section 4), shared by the trainer and the tests."""
+
 import torch
+from torch.profiler import record_function
 
 from models.discriminator import flatten_frames, lsgan_d_loss, lsgan_g_loss, make_sequences
 from models.vidode import select_steps, as_step_mask, count_kept
@@ -27,6 +29,15 @@ def discriminator_inputs(batch, res, opt):
     return observed, res["target"], res["pred_y"]
 
 
+def real_sequences(observed, real, extrap):
+    """The sequence D's real inputs. In interpolation training the true frames are the observed
+    ones, so every step's real sequence is the observed clip itself: it is scored once instead
+    of K times (the mean over K identical copies is the same; K times less D work)."""
+    if not extrap and real.shape == observed.shape and torch.equal(real, observed):
+        return observed.reshape(observed.size(0), -1, *observed.shape[3:])  # (b, T*c, h, w)
+    return make_sequences(observed, real, extrap)
+
+
 def _set_requires_grad(nets, flag):
     for net in nets:
         for p in net.parameters():
@@ -37,38 +48,42 @@ def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
     """D step, then the generator's adversarial loss against the updated D, then the G step.
 
     The networks may be wrapped in DistributedDataParallel. Returns a dict of detached loss
-    tensors, the prediction and its target (no host synchronisation here).
+    tensors, the prediction and its target. Phases are labelled for torch.profiler.
     """
-    res = model(batch)
-    loss_G_recon = res["loss"]
-    observed, real, fake = discriminator_inputs(batch, res, opt)
-    # contiguous inputs: the discriminators' float rounding then matches the reference's
-    seq_real = make_sequences(observed, real, opt.extrap).contiguous()
-    seq_fake = make_sequences(observed, fake, opt.extrap).contiguous()
-    img_real, img_fake = flatten_frames(real).contiguous(), flatten_frames(fake).contiguous()
+    with record_function("G_forward"):
+        res = model(batch)
+        loss_G_recon = res["loss"]
+        observed, real, fake = discriminator_inputs(batch, res, opt)
+        # contiguous inputs: the discriminators' float rounding then matches the reference's
+        seq_real = real_sequences(observed, real, opt.extrap).contiguous()
+        seq_fake = make_sequences(observed, fake, opt.extrap).contiguous()
+        img_real, img_fake = flatten_frames(real).contiguous(), flatten_frames(fake).contiguous()
 
-    # --- discriminators
-    d_seq = lsgan_d_loss(netD_seq, seq_real, seq_fake)
-    d_img = lsgan_d_loss(netD_img, img_real, img_fake)
-    loss_D = opt.lamb_adv * d_seq + opt.lamb_adv * d_img
-    optimizer_D.zero_grad(set_to_none=True)
-    loss_D.backward()
-    optimizer_D.step()
+    with record_function("D_losses"):
+        d_seq = lsgan_d_loss(netD_seq, seq_real, seq_fake)
+        d_img = lsgan_d_loss(netD_img, img_real, img_fake)
+        loss_D = opt.lamb_adv * d_seq + opt.lamb_adv * d_img
+    with record_function("D_backward_step"):
+        optimizer_D.zero_grad(set_to_none=True)
+        loss_D.backward()
+        optimizer_D.step()
 
-    # --- generator, against the updated discriminators (no D weight gradients needed, so the
-    # bare modules are called, outside DistributedDataParallel)
-    D_seq, D_img = unwrap(netD_seq), unwrap(netD_img)
-    _set_requires_grad((D_seq, D_img), False)
-    try:
-        g_seq = lsgan_g_loss(D_seq, seq_fake)
-        g_img = lsgan_g_loss(D_img, img_fake)
-    finally:
-        _set_requires_grad((D_seq, D_img), True)
-    loss_adv_G = opt.lamb_adv * g_seq + opt.lamb_adv * g_img
-    loss_G = loss_G_recon + loss_adv_G
-    optimizer_G.zero_grad(set_to_none=True)
-    loss_G.backward()
-    optimizer_G.step()
+    # generator, against the updated discriminators: no D weight gradients are needed, so the
+    # bare modules are called (outside DistributedDataParallel) with their weights frozen
+    with record_function("G_adv_forward"):
+        D_seq, D_img = unwrap(netD_seq), unwrap(netD_img)
+        _set_requires_grad((D_seq, D_img), False)
+        try:
+            g_seq = lsgan_g_loss(D_seq, seq_fake)
+            g_img = lsgan_g_loss(D_img, img_fake)
+        finally:
+            _set_requires_grad((D_seq, D_img), True)
+        loss_adv_G = opt.lamb_adv * g_seq + opt.lamb_adv * g_img
+        loss_G = loss_G_recon + loss_adv_G
+    with record_function("G_backward_step"):
+        optimizer_G.zero_grad(set_to_none=True)
+        loss_G.backward()
+        optimizer_G.step()
 
     out = {"loss_G": loss_G, "loss_G_recon": loss_G_recon, "loss_recon": res["loss_recon"],
            "loss_diff": res["loss_diff"], "loss_D": loss_D, "loss_D_seq": d_seq, "loss_D_img": d_img,
