@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 from tqdm import tqdm
 
@@ -16,6 +17,7 @@ from dataloader import batch_to_device, build_test_loader
 from models.vidode import select_steps
 from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solver, environment_line,
                   load_generator, read_options, resolve_device, run_opt)
+from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.metrics import MetricAccumulator, load_lpips, reference_line
 from utils.visualize import plot_metrics_by_index
@@ -121,12 +123,41 @@ def metrics_csv(model_summary, base_summary):
     return buf.getvalue()
 
 
+def shard_batches(loader, n_batches):
+    """Under torchrun: this process's share of the first n_batches batches, whole batches dealt
+    round-robin (batch i to process i % N). Each batch is the one a single process would form,
+    so BatchNorm's batch statistics and the adaptive solver's steps, hence every prediction,
+    are unchanged; no clip is repeated. Returns (loader, its number of batches)."""
+    world = dist.world_size()
+    if world == 1:
+        return loader, n_batches
+    mine = list(loader.batch_sampler)[:n_batches][dist.rank()::world]
+    return DataLoader(loader.dataset, batch_sampler=mine, num_workers=loader.num_workers,
+                      collate_fn=loader.collate_fn, pin_memory=loader.pin_memory,
+                      worker_init_fn=loader.worker_init_fn, generator=loader.generator), len(mine)
+
+
+def gather_metrics(ev):
+    """Under torchrun: every process's per-frame metrics, merged into `ev` on every process.
+    The summaries are exactly rounded sums (independent of order): one process's numbers."""
+    if dist.world_size() == 1:
+        return
+    parts = dist.gather_objects((ev.acc.state(), ev.acc_base.state(), ev.n_clips))
+    ev.acc, ev.acc_base = (MetricAccumulator(a.lpips_model, a.device, a.ssim_impl)
+                           for a in (ev.acc, ev.acc_base))
+    for acc, base, _ in parts:
+        ev.acc.merge(acc)
+        ev.acc_base.merge(base)
+    ev.n_clips = sum(n for _, _, n in parts)
+
+
 def prepare_model(opt):
     """(run options, model, checkpoint path, step, device) for a run folder."""
     saved = read_options(opt.test_dir)
     ropt = run_opt(opt, saved)
     configure_threads(ropt)
     device = resolve_device(opt.device)
+    _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
     model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
     # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
     model.train(not opt.bn_running_stats)
@@ -135,18 +166,23 @@ def prepare_model(opt):
 
 def test_met(opt):
     ropt, model, ckpt_path, step, device = prepare_model(opt)
-    print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
-    print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
+    main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
+    if main_proc:
+        print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
+        print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
     loader = build_test_loader(ropt)
     lpips_model = None if opt.no_lpips else load_lpips(device)
     ev = Evaluator(ropt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
     n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
-    for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True)):
+    loader, n_batches = shard_batches(loader, n_batches)
+    for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True,
+                                   disable=not main_proc)):
         if i >= n_batches:
             break
         ev.update(batch_to_device(batch, device), save_dir)
+    gather_metrics(ev)
     seconds = time.time() - start
     if ev.n_clips == 0:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
@@ -160,6 +196,8 @@ def test_met(opt):
         "model": summary, "baseline": base,
         "baseline_kind": "copy last observed frame" if ropt.extrap else "linear blend of neighbouring observed frames",
     }
+    if not main_proc:
+        return results
     out = Path(opt.test_dir)
     atomic_write_json(out / "results.json", results)
     atomic_write_text(out / "metrics_by_index.csv", metrics_csv(summary, base))

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from dataloader import batch_to_device, build_loaders
 from models import VidODE, create_netD, train_step, update_learning_rate
+from models.sync_batchnorm import convert_sync_batchnorm
 from runs import (RunError, configure_threads, describe_solver, environment_line, new_run_dirs,
                   read_options, resolve_device, save_options, seed_everything)
 from utils import distributed as dist
@@ -80,17 +81,19 @@ class Trainer:
         self.model = VidODE(opt, self.device)
         self.netD_img, self.netD_seq, self.optD = create_netD(opt, self.device)
         if opt.sync_bn and self.world > 1:
-            self.model.encoder = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model.encoder)
+            # every BatchNorm: the encoder's and the decoder's per-step ones (discriminators: InstanceNorm)
+            self.model = convert_sync_batchnorm(self.model)
         self.optG = torch.optim.Adamax(self.model.parameters(), lr=opt.lr)
         self.epoch, self.step, self.batch_in_epoch = 0, 0, 0
         self.last_ckpt = None
-        if opt.resume:
-            self._load_resume()
-        seed_everything(opt.seed + 1000 * self.rank + self.step)  # per-rank streams
+        rng_restored = self._load_resume() if opt.resume else False
+        if not rng_restored:
+            seed_everything(opt.seed + 1000 * self.rank + self.step)  # per-rank streams
         if self.world > 1:
-            self.model_ddp = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            self.netD_img_ddp = DDP(self.netD_img, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-            self.netD_seq_ddp = DDP(self.netD_seq, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model_ddp = DDP(self.model, device_ids=ids)
+            self.netD_img_ddp = DDP(self.netD_img, device_ids=ids)
+            self.netD_seq_ddp = DDP(self.netD_seq, device_ids=ids)
         else:
             self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = self.model, self.netD_img, self.netD_seq
         self.writer = None
@@ -124,13 +127,20 @@ class Trainer:
                 "netD_seq": self.netD_seq.state_dict(), "optimizer_G": self.optG.state_dict(),
                 "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
                 "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.world, "batch_size": self.opt.batch_size,  # batch_in_epoch's unit
                 "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
                                                 if isinstance(v, (int, float, str, bool, type(None)))}}
 
     def save(self):
+        """Rank 0 writes the checkpoint (with every process's RNG states); all wait for it."""
+        rngs = dist.gather_objects(rng_state()) if self.world > 1 else None
         if self.main:
-            self.last_ckpt = save_checkpoint(self.state(), self.ckpt_dir, self.step)
-        dist.barrier()
+            state = self.state()
+            if rngs is not None:
+                state["rng_per_rank"] = rngs
+            self.last_ckpt = save_checkpoint(state, self.ckpt_dir, self.step)
+        if self.world > 1:
+            self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # also a barrier
         return self.last_ckpt
 
     def _load_resume(self):
@@ -145,10 +155,39 @@ class Trainer:
         self.optG.load_state_dict(obj["optimizer_G"])
         self.optD.load_state_dict(obj["optimizer_D"])
         self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
-        set_rng_state(obj["rng"])
+        self._convert_position(obj)
         self.last_ckpt = path
         if self.main:
             print(f"[train] resumed {path} (epoch {self.epoch}, step {self.step})")
+        # this process's own RNG streams when the checkpoint has them (same number of processes)
+        per_rank = obj.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.world:
+            set_rng_state(per_rank[self.rank])
+            return True
+        if self.world == 1 and per_rank is None:
+            set_rng_state(obj["rng"])
+            return True
+        return False  # reseeded per process from (seed, rank, step)
+
+    def _convert_position(self, obj):
+        """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
+
+        The processes' shares interleave one permutation per epoch, so after s steps the run
+        has consumed exactly the first s * batch_size * world_size clips of the epoch's order,
+        whatever the split; resume at that prefix (rounded down to a whole new global batch)."""
+        old_w = int(obj.get("world_size", self.world))
+        old_b = int(obj.get("batch_size", self.opt.batch_size))
+        new_w, new_b = self.world, self.opt.batch_size
+        if (old_w, old_b) == (new_w, new_b):
+            return
+        n_clips = len(self.train_loader.dataset)
+        if self.batch_in_epoch >= (n_clips // old_w) // old_b:  # the checkpoint closed its epoch
+            self.batch_in_epoch = len(self.train_loader)
+        else:
+            self.batch_in_epoch = self.batch_in_epoch * old_b * old_w // (new_b * new_w)
+        if self.main:
+            print(f"[train] the checkpoint ran {old_w} process(es) x batch {old_b}, this run {new_w} x "
+                  f"{new_b}: resuming epoch {self.epoch + 1} at batch {self.batch_in_epoch}")
 
     # ------------------------------------------------------------------ logging
     def save_images(self, batch, target, pred, tag):
@@ -177,6 +216,9 @@ class Trainer:
             total += float(res["loss"])
             n += 1
             last = (batch, res["target"], res["pred_y"])
+        if self.world > 1:  # every process's share of the test split (padded with repeated clips)
+            total, n = dist.sum_over_processes(torch.tensor([total, n], dtype=torch.float64,
+                                                            device=self.device)).tolist()
         if self.main and n:
             mean = total / n
             tqdm.write(f"[test] epoch {self.epoch + 1} step {self.step}: average test loss {mean:.5f}")
@@ -193,10 +235,19 @@ class Trainer:
         out = train_step(self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp, self.optG, self.optD, batch, opt)
         self.step += 1
         self.batch_in_epoch += 1
-        loss_G, loss_D = float(out["loss_G"]), float(out["loss_D"])  # one host read per step
+        # Every stop decision is taken by all processes together (one all-reduce; one host read
+        # per step): a NaN on any process, Ctrl-C seen by any process, any process's clock.
+        time_up = bool(opt.max_minutes and (time.time() - start) / 60 >= opt.max_minutes)
+        flags = torch.stack([out["loss_G"].detach().float().to(self.device),
+                             out["loss_D"].detach().float().to(self.device),
+                             torch.tensor(float(stop.set), device=self.device),
+                             torch.tensor(float(time_up), device=self.device)])
+        loss_G, loss_D, stop_votes, time_votes = dist.sum_over_processes(flags).tolist()
+        loss_G, loss_D = loss_G / self.world, loss_D / self.world
         if not (math.isfinite(loss_G) and math.isfinite(loss_D)):
-            raise RunError(f"the loss became {loss_G} (generator) / {loss_D} (discriminators) at step "
-                           f"{self.step}, epoch {self.epoch + 1}; the run stopped. Last good checkpoint: "
+            where = f" (mean over {self.world} processes)" if self.world > 1 else ""
+            raise RunError(f"the loss became {loss_G} (generator) / {loss_D} (discriminators){where} at "
+                           f"step {self.step}, epoch {self.epoch + 1}; the run stopped. Last good checkpoint: "
                            f"{self.last_ckpt or 'none yet'} (resume from it with --resume, perhaps with a "
                            "lower --lr)")
         seconds = time.time() - t0
@@ -209,9 +260,9 @@ class Trainer:
             self.save()
         if opt.max_steps and self.step >= opt.max_steps:
             return f"--max_steps {opt.max_steps} reached"
-        if opt.max_minutes and (time.time() - start) / 60 >= opt.max_minutes:
+        if time_votes:
             return f"--max_minutes {opt.max_minutes} reached"
-        if dist.broadcast_object(stop.set):
+        if stop_votes:
             return "stopped by request"
         return None
 
@@ -246,6 +297,10 @@ class Trainer:
             print(f"[train] {environment_line(self.device)}; {describe_solver(opt)}")
             print(f"[train] {len(self.train_loader.dataset)} train clips, {n_batches} batches per epoch; "
                   f"logs {self.log_dir}; checkpoints {self.ckpt_dir}")
+            if self.world > 1:
+                bn = "synchronised over processes (--sync_bn)" if opt.sync_bn else "per process"
+                print(f"[train] {self.world} processes x --batch_size {opt.batch_size} = "
+                      f"{self.world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
         start = time.time()
         bar = tqdm(total=total, initial=min(self.step, total), disable=not self.main, dynamic_ncols=True,
                    desc="train")

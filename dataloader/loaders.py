@@ -105,7 +105,8 @@ def build_loaders(opt, distributed=False):
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
     rank, world = _rank(distributed)
-    train_set.seed += 7919 * rank  # each process its own windows (test sampling stays per clip)
+    # no per-rank seed offset: a clip's randomness is keyed by (seed, epoch, clip) and each clip
+    # goes to one process per epoch, so N processes of batch b see the clips of one process of N*b
     per_rank = len(train_set) // world
     if per_rank < opt.batch_size:
         raise DataError(f"the train split has {len(train_set)} clips ({per_rank} per process), fewer "

@@ -9,6 +9,7 @@ time measured in frames (frame_dt = 1).
 Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta.json
 with every clip's parameters.
 """
+import contextlib
 import json
 import math
 import os
@@ -173,13 +174,43 @@ def is_complete(root):
                for split in ("train", "test") for i in range(len(meta[split])))
 
 
-def ensure_shapes_dataset(root):
-    """Generate the default shapes data set at `root` unless it is there."""
+def _ready(root):
     has_meta = os.path.exists(os.path.join(root, "meta.json"))
-    if has_meta and is_complete(root):
+    if has_meta:
+        return is_complete(root)
+    return os.path.isdir(os.path.join(root, "train"))  # clips put there by hand: use them as they are
+
+
+@contextlib.contextmanager
+def _generation_lock(root):
+    """One process at a time generates at `root` (torchrun starts every process at once; the
+    others wait here, then find the data set complete). An flock on <root>/.generating.lock:
+    released by the kernel if its holder dies; no lock where fcntl is missing (Windows)."""
+    os.makedirs(root, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:
+        yield
         return
-    if not has_meta and os.path.isdir(os.path.join(root, "train")):
-        return  # clips put there by hand: use them as they are
+    with open(os.path.join(root, ".generating.lock"), "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def ensure_shapes_dataset(root):
+    """Generate the default shapes data set at `root` unless it is there (safe when several
+    processes call it at once)."""
+    if _ready(root):
+        return
+    with _generation_lock(root):
+        if not _ready(root):  # nobody generated it while this process waited
+            _generate_default(root)
+
+
+def _generate_default(root):
     print(f"[data] generating the moving-shapes data set in {root} "
           f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
     generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)

@@ -1,4 +1,11 @@
-"""torchrun / DistributedDataParallel plumbing. One process without torchrun is world size 1."""
+"""torchrun / DistributedDataParallel plumbing. One process without torchrun is world size 1.
+
+Launched by torchrun (single node or multi-node: the usual rendezvous sets RANK, WORLD_SIZE,
+LOCAL_RANK, MASTER_ADDR and MASTER_PORT), each process joins the default process group over
+env://: NCCL on cuda:LOCAL_RANK, gloo on the CPU. Every collective helper below is a no-op
+(returns its input) in a single process, so callers need no special case.
+"""
+import atexit
 import os
 
 import torch
@@ -6,18 +13,24 @@ import torch.distributed as dist
 
 
 def init_distributed(device):
-    """Join the process group when launched by torchrun. Returns (rank, world_size, device)."""
+    """Join the process group when launched by torchrun. Returns (rank, world_size, device).
+
+    On CUDA each process takes cuda:LOCAL_RANK (a --device naming another GPU is overridden:
+    one process per GPU). The group is destroyed at exit if nobody did it before.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1, device
-    if not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
-    elif device.type == "cuda":
+    if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            # device_id: NCCL binds this GPU at once (barriers then know which GPU to use)
+            dist.init_process_group(backend="nccl", device_id=device)
+        else:
+            dist.init_process_group(backend="gloo")
+        atexit.register(cleanup)
     return dist.get_rank(), dist.get_world_size(), device
 
 
@@ -27,6 +40,10 @@ def is_distributed():
 
 def rank():
     return dist.get_rank() if is_distributed() else 0
+
+
+def world_size():
+    return dist.get_world_size() if is_distributed() else 1
 
 
 def is_main():
@@ -55,6 +72,17 @@ def gather_objects(obj):
     return out
 
 
+def sum_over_processes(tensor):
+    """The element-wise sum of `tensor` over processes (a new tensor; no gradient).
+
+    A non-finite value on any process makes the sum non-finite on every process, so one call
+    gives every process the same NaN verdict (and the same stop flags) at once."""
+    out = tensor.detach().clone()
+    if is_distributed():
+        dist.all_reduce(out)
+    return out
+
+
 def mean_over_processes(tensors):
     """Average a dict of scalar tensors over processes (for logging only)."""
     if not is_distributed():
@@ -67,6 +95,7 @@ def mean_over_processes(tensors):
 
 
 def cleanup():
+    """Leave the process group (every process calls it; safe to call twice)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
