@@ -24,7 +24,7 @@ CONFIGS = {
     "default": [],  # batch 8, 128 px, init_dim 32, sample_size 10, dopri5
     "small": ["--input_size", "32", "--init_dim", "8", "--batch_size", "2"],  # the golden cases' size
 }
-PHASES = ("G_forward", "D_losses", "D_backward_step", "G_adv_forward", "G_backward_step")
+PHASES = ("G_forward", "D_inputs", "D_losses", "D_backward_step", "G_adv_forward", "G_backward_step")
 MODES = {"interp": [], "extrap": ["--extrap"], "irregular": ["--irregular"],
          "extrap_irregular": ["--extrap", "--irregular"]}
 

@@ -44,15 +44,10 @@ def _set_requires_grad(nets, flag):
             p.requires_grad_(flag)
 
 
-def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
-    """D step, then the generator's adversarial loss against the updated D, then the G step.
-
-    The networks may be wrapped in DistributedDataParallel. Returns a dict of detached loss
-    tensors, the prediction and its target. Phases are labelled for torch.profiler.
-    """
-    with record_function("G_forward"):
-        res = model(batch)
-        loss_G_recon = res["loss"]
+def discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt):
+    """The D step (both discriminators, one Adamax), then the generator's adversarial terms
+    against the updated discriminators. Returns the loss tensors."""
+    with record_function("D_inputs"):
         observed, real, fake = discriminator_inputs(batch, res, opt)
         # contiguous inputs: the discriminators' float rounding then matches the reference's
         seq_real = real_sequences(observed, real, opt.extrap).contiguous()
@@ -79,15 +74,34 @@ def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
         finally:
             _set_requires_grad((D_seq, D_img), True)
         loss_adv_G = opt.lamb_adv * g_seq + opt.lamb_adv * g_img
-        loss_G = loss_G_recon + loss_adv_G
+    return {"loss_D": loss_D, "loss_D_seq": d_seq, "loss_D_img": d_img,
+            "loss_adv_G": loss_adv_G, "loss_G_seq": g_seq, "loss_G_img": g_img}
+
+
+def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt):
+    """D step, then the generator's adversarial loss against the updated D, then the G step.
+    With --lamb_adv 0 the discriminators are skipped (their losses are reported as 0).
+
+    The networks may be wrapped in DistributedDataParallel. Returns a dict of detached loss
+    tensors, the prediction and its target. Phases are labelled for torch.profiler.
+    """
+    with record_function("G_forward"):
+        res = model(batch)
+        loss_G_recon = res["loss"]
+    if opt.lamb_adv > 0:
+        adv = discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt)
+    else:
+        zero = loss_G_recon.new_zeros(())
+        adv = dict.fromkeys(("loss_D", "loss_D_seq", "loss_D_img", "loss_adv_G", "loss_G_seq",
+                             "loss_G_img"), zero)
+    loss_G = loss_G_recon + adv["loss_adv_G"]
     with record_function("G_backward_step"):
         optimizer_G.zero_grad(set_to_none=True)
         loss_G.backward()
         optimizer_G.step()
 
     out = {"loss_G": loss_G, "loss_G_recon": loss_G_recon, "loss_recon": res["loss_recon"],
-           "loss_diff": res["loss_diff"], "loss_D": loss_D, "loss_D_seq": d_seq, "loss_D_img": d_img,
-           "loss_adv_G": loss_adv_G, "loss_G_seq": g_seq, "loss_G_img": g_img}
+           "loss_diff": res["loss_diff"], **adv}
     out = {k: v.detach() for k, v in out.items()}
     out["pred_y"] = res["pred_y"].detach()
     out["target"] = res["target"].detach()
