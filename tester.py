@@ -178,7 +178,7 @@ def test_met(opt):
     n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
     loader, n_batches = shard_batches(loader, n_batches)
     for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True,
-                                   disable=not main_proc)):
+                                   disable=None if main_proc else True)):  # terminal only
         if i >= n_batches:
             break
         ev.update(batch_to_device(batch, device), save_dir)

@@ -302,8 +302,9 @@ class Trainer:
                 print(f"[train] {self.world} processes x --batch_size {opt.batch_size} = "
                       f"{self.world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
         start = time.time()
-        bar = tqdm(total=total, initial=min(self.step, total), disable=not self.main, dynamic_ncols=True,
-                   desc="train")
+        # the bar only on a terminal (disable=None): logs and CI keep the plain [train] lines
+        bar = tqdm(total=total, initial=min(self.step, total), disable=None if self.main else True,
+                   dynamic_ncols=True, desc="train")
         stopped = None
         epoch = self.epoch
         if self.batch_in_epoch >= n_batches:  # the checkpoint closed its epoch
