@@ -14,6 +14,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from dataloader import batch_to_device, build_test_loader
+from models.performance import apply_speed_options, autocast
 from models.vidode import select_steps
 from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solver, environment_line,
                   load_generator, read_options, resolve_device, run_opt)
@@ -82,9 +83,10 @@ class Evaluator:
 
     @torch.no_grad()
     def predict(self, batch):
-        pred, extra = self.model.get_reconstruction(
-            batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
-            batch["observed_mask"], batch["mask_predicted_data"])
+        with autocast(self.opt, self.device):  # --amp; the prediction comes out float32
+            pred, extra = self.model.get_reconstruction(
+                batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
+                batch["observed_mask"], batch["mask_predicted_data"])
         step, K = extra["out_step_mask"], extra["n_kept"]
         target = batch.get("original_data_to_predict", batch["data_to_predict"])
         gt = select_steps(target.to(pred.device, pred.dtype), step, K)
@@ -161,6 +163,7 @@ def prepare_model(opt):
     model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
     # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
     model.train(not opt.bn_running_stats)
+    apply_speed_options(ropt, model)  # --channels_last, --compile
     return ropt, model, path, step, device
 
 

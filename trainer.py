@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from dataloader import batch_to_device, build_loaders
 from models import VidODE, create_netD, train_step, update_learning_rate
+from models.performance import apply_speed_options, make_grad_scaler
 from models.sync_batchnorm import convert_sync_batchnorm
 from runs import (RunError, configure_threads, describe_solver, environment_line, new_run_dirs,
                   read_options, resolve_device, save_options, seed_everything)
@@ -83,6 +84,12 @@ class Trainer:
         if opt.sync_bn and self.world > 1:
             # every BatchNorm: the encoder's and the decoder's per-step ones (discriminators: InstanceNorm)
             self.model = convert_sync_batchnorm(self.model)
+        # --channels_last, --compile (in place, same parameters), --amp fp16's loss scaling
+        apply_speed_options(opt, self.model, self.netD_img, self.netD_seq)
+        try:
+            self.scaler = make_grad_scaler(opt, self.device)
+        except ValueError as e:
+            raise RunError(str(e)) from e
         self.optG = torch.optim.Adamax(self.model.parameters(), lr=opt.lr)
         self.epoch, self.step, self.batch_in_epoch = 0, 0, 0
         self.last_ckpt = None
@@ -136,6 +143,8 @@ class Trainer:
         rngs = dist.gather_objects(rng_state()) if self.world > 1 else None
         if self.main:
             state = self.state()
+            if self.scaler is not None:  # --amp fp16: the loss scale, for an exact resume
+                state["scaler"] = self.scaler.state_dict()
             if rngs is not None:
                 state["rng_per_rank"] = rngs
             self.last_ckpt = save_checkpoint(state, self.ckpt_dir, self.step)
@@ -154,6 +163,8 @@ class Trainer:
         self.netD_seq.load_state_dict(strip_prefixes(obj["netD_seq"]))
         self.optG.load_state_dict(obj["optimizer_G"])
         self.optD.load_state_dict(obj["optimizer_D"])
+        if self.scaler is not None and obj.get("scaler"):
+            self.scaler.load_state_dict(obj["scaler"])
         self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
         self._convert_position(obj)
         self.last_ckpt = path
@@ -232,7 +243,8 @@ class Trainer:
         opt = self.opt
         t0 = time.time()
         batch = batch_to_device(batch, self.device)
-        out = train_step(self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp, self.optG, self.optD, batch, opt)
+        out = train_step(self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp, self.optG, self.optD, batch, opt,
+                         self.scaler)
         self.step += 1
         self.batch_in_epoch += 1
         # Every stop decision is taken by all processes together (one all-reduce; one host read

@@ -3,39 +3,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.recompute import bilinear_up2, can_recompute, run_recomputed
+
 
 class StepBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d over inputs that stack `n_steps` decoder calls step-major: (n_steps * b, C, H, W).
 
     In training mode each step is normalised with its own batch statistics and the running
-    statistics are updated once per step, in step order: exactly as n_steps separate calls of
-    nn.BatchNorm2d (the reference's per-step loop), in one batched kernel.
+    statistics are updated once per step, in step order: n_steps calls of nn.BatchNorm2d on the
+    steps' contiguous slices, exactly the reference's per-step loop.
     Same state-dict keys as nn.BatchNorm2d.
     """
 
     def forward(self, x, n_steps=1):
         if n_steps == 1 or not self.training:
             return super().forward(x)
-        kb, c, h, w = x.shape
-        b = kb // n_steps
-        # (K*b, C, H, W) -> (b, K*C, H, W): one channel group per step
-        xs = x.reshape(n_steps, b, c, h, w).transpose(0, 1).reshape(b, n_steps * c, h, w)
-        y = F.batch_norm(xs, None, None, self.weight.repeat(n_steps), self.bias.repeat(n_steps),
-                         training=True, momentum=0.0, eps=self.eps)
-        if self.track_running_stats:
-            self._update_running_stats(xs.detach(), n_steps, c)
-        return y.reshape(b, n_steps, c, h, w).transpose(0, 1).reshape(kb, c, h, w)
+        # one nn.BatchNorm2d call per step, on the step's contiguous slice of the step-major
+        # batch: the reference's calls exactly (statistics, running-statistics updates), no transposes
+        return torch.cat([super(StepBatchNorm2d, self).forward(xk) for xk in x.split(x.size(0) // n_steps)])
 
-    @torch.no_grad()
-    def _update_running_stats(self, xs, n_steps, c):
-        n = xs.numel() // xs.size(1)  # elements per channel and step
-        mean = xs.mean(dim=(0, 2, 3)).view(n_steps, c)
-        var = xs.var(dim=(0, 2, 3), unbiased=True).view(n_steps, c) if n > 1 else torch.zeros_like(mean)
-        m = self.momentum
-        for k in range(n_steps):
-            self.running_mean.mul_(1 - m).add_(mean[k], alpha=m)
-            self.running_var.mul_(1 - m).add_(var[k], alpha=m)
-        self.num_batches_tracked.add_(n_steps)
+    def normalize(self, x, n_steps=1, update_stats=True):
+        """forward(x, n_steps); with update_stats=False the running statistics are left alone
+        (a recomputation for the backward pass: the same output, bit for bit)."""
+        if update_stats or not self.training or not self.track_running_stats:
+            return self.forward(x, n_steps)
+        return torch.cat([F.batch_norm(xk, None, None, self.weight, self.bias, True, 0.0, self.eps)
+                          for xk in x.split(x.size(0) // n_steps)])
 
 
 class Decoder(nn.Module):
@@ -56,9 +49,19 @@ class Decoder(nn.Module):
         layers.append(nn.Conv2d(ch, output_dim, 3, 1, 1))
         self.model = nn.Sequential(*layers)
 
+    recompute = True  # CPU float32 training: keep only each conv's input for the backward pass
+
     def forward(self, x, n_steps=1):
+        if self.recompute and can_recompute(self.model, x, (StepBatchNorm2d,)):
+            # the same numbers with about a third of the memory (models/recompute.py)
+            return run_recomputed(self.model, x, lambda bn, y, first: bn.normalize(y, n_steps, first))
         for layer in self.model:
-            x = layer(x, n_steps) if isinstance(layer, StepBatchNorm2d) else layer(x)
+            if isinstance(layer, StepBatchNorm2d):
+                x = layer(x, n_steps)
+            elif isinstance(layer, nn.Upsample):
+                x = bilinear_up2(x)  # the layer's numbers, faster on the CPU
+            else:
+                x = layer(x)
         return x
 
 

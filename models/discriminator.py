@@ -81,10 +81,10 @@ def lsgan_d_loss(netD, real, fake):
     calls), which DistributedDataParallel needs: one forward per backward.
     """
     n = real.size(0)
-    scores = netD(torch.cat([real, fake.detach()], dim=0))
+    scores = netD(torch.cat([real, fake.detach()], dim=0)).float()  # float32 under --amp
     return 0.5 * ((scores[:n] - 1).pow(2).mean() + scores[n:].pow(2).mean())
 
 
 def lsgan_g_loss(netD, fake):
     """mean((D(fake) - 1)^2)."""
-    return (netD(fake) - 1).pow(2).mean()
+    return (netD(fake).float() - 1).pow(2).mean()

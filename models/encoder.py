@@ -1,6 +1,8 @@
 """Convolutional frame encoder E, shared by every frame."""
 import torch.nn as nn
 
+from models.recompute import batch_norm_recompute, can_recompute, run_recomputed
+
 
 class Encoder(nn.Module):
     """conv3x3 -> BN -> ReLU, then n_downs x [conv4x4 stride 2 -> BN -> ReLU].
@@ -18,5 +20,11 @@ class Encoder(nn.Module):
         self.model = nn.Sequential(*layers)
         self.out_dim = ch
 
+    recompute = True  # CPU float32 training: BN + ReLU outputs recomputed in the backward pass
+
     def forward(self, x):
+        if self.recompute and can_recompute(self.model, x):
+            # the same numbers; the ReLU outputs feeding the strided convs are not kept
+            # (the first conv, from the few image channels, is recomputed too)
+            return run_recomputed(self.model, x, batch_norm_recompute, cheap=lambda conv: conv.in_channels <= 4)
         return self.model(x)

@@ -1,6 +1,7 @@
 """The Vid-ODE generator: encoder, ODE-ConvGRU, ODE decoder, conv decoder, warping."""
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from models.convgru import EncoderZ0ODEConvGRU
 from models.decoder import Decoder, warp_chain
@@ -35,6 +36,8 @@ def count_kept(step_mask):
 
 class VidODE(nn.Module):
     """Generator. State-dict keys are the reference's (see golden/state_dict_keys_default.txt)."""
+
+    channels_last = False  # set by models.performance.apply_speed_options (--channels_last)
 
     def __init__(self, opt, device=None):
         super().__init__()
@@ -78,18 +81,22 @@ class VidODE(nn.Module):
 
         # base frame: first observed (interpolation) or last observed (extrapolation)
         base_frame = truth[:, -1] if self.opt.extrap else truth[:, 0]
-        skip = self.encoder(base_frame)  # (b, base, h/r, w/r); BN sees the b base frames first
-        feats = self.encoder(truth.reshape(b * T, c, h, w)).reshape(b, T, -1, h // r, w // r)
+        enc_base, frames = base_frame, truth.reshape(b * T, c, h, w)
+        if self.channels_last:
+            enc_base, frames = (f.contiguous(memory_format=torch.channels_last) for f in (enc_base, frames))
+        skip = self.encoder(enc_base)  # (b, base, h/r, w/r); BN sees the b base frames first
+        feats = self.encoder(frames).reshape(b, T, -1, h // r, w // r)
 
         self.encoder_z0.z0_diffeq_solver.ode_func.nfe = 0
         z0, z0_std = self.encoder_z0(feats, tp_obs, mask)
         self.diffeq_solver.ode_func.nfe = 0
-        sol_y = self.diffeq_solver(z0, tp_pred)  # (b, T', base, h/r, w/r)
+        # under --amp the ODE state stays in the frames' precision (the solver's step control)
+        sol_y = self.solve(z0.to(truth.dtype), tp_pred)  # (b, T', base, h/r, w/r)
 
         z = select_steps(sol_y, out_step, K)  # (b, K, base, h/r, w/r)
         prev = torch.cat([skip.unsqueeze(1), z[:, :-1]], dim=1)  # each step's previous latent
         dec_in = torch.cat([z, prev], dim=2).transpose(0, 1).reshape(K * b, 2 * self.base_dim, h // r, w // r)
-        out = self.decoder(dec_in, n_steps=K)  # (K*b, C+3, H, W), step-major
+        out = self.decoder(dec_in, n_steps=K).to(truth.dtype)  # (K*b, C+3, H, W), step-major
         out = out.reshape(K, b, -1, h, w).transpose(0, 1)  # (b, K, C+3, H, W)
         flows, inter, masks = out[:, :, :2], out[:, :, 2:2 + c], torch.sigmoid(out[:, :, 2 + c:])
 
@@ -99,6 +106,29 @@ class VidODE(nn.Module):
                  "pred_masks": masks, "z0": z0, "z0_std": z0_std, "sol_y": sol_y,
                  "base_frame": base_frame, "out_step_mask": out_step, "n_kept": K}
         return pred_x, extra
+
+    recompute_ode = True  # CPU training: the decoder ODE's solve is run again in the backward pass
+
+    def solve(self, z0, times):
+        """The decoder ODE from z0 through `times`. In CPU training the solve is checkpointed:
+        its intermediate tensors (every stage of every step: about 300 MB at the default
+        options) are not kept but recomputed, identically (the same steps and values), in the
+        backward pass. ode_func.nfe counts the forward solve only."""
+        if not (self.recompute_ode and z0.device.type == "cpu" and torch.is_grad_enabled()
+                and z0.requires_grad and not torch.compiler.is_compiling()):
+            return self.diffeq_solver(z0, times)
+        f = self.diffeq_solver.ode_func
+        calls = []
+
+        def run(z, t):
+            calls.append(None)
+            nfe = f.nfe
+            try:
+                return self.diffeq_solver(z, t)
+            finally:
+                if len(calls) > 1:  # the recomputation
+                    f.nfe = nfe
+        return checkpoint(run, z0, times, use_reentrant=False)
 
     # ------------------------------------------------------------------ losses
     def forward(self, batch_dict):

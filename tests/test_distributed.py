@@ -66,8 +66,8 @@ def recording(records):
     import trainer
     real = trainer.train_step
 
-    def step(model, netD_img, netD_seq, optG, optD, batch, opt):
-        out = real(model, netD_img, netD_seq, optG, optD, batch, opt)
+    def step(model, netD_img, netD_seq, optG, optD, batch, opt, *args, **kwargs):
+        out = real(model, netD_img, netD_seq, optG, optD, batch, opt, *args, **kwargs)
         records.append({"clips": batch["clip_index"].tolist(), "lr": optG.param_groups[0]["lr"],
                         **{k: float(out[k]) for k in LOSSES}})
         return out

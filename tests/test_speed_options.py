@@ -1,0 +1,251 @@
+"""Speed and memory options: the CPU memory savers give the plain modules' numbers bit for bit;
+--amp bf16, --channels_last and --compile (traced with the eager backend) train on tiny sizes."""
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+import main
+import models.recompute as recompute
+from models import VidODE, create_netD, train_step
+from models.decoder import Decoder, StepBatchNorm2d
+from models.discriminator import Discriminator, lsgan_d_loss
+from models.encoder import Encoder
+from models.performance import apply_speed_options, autocast, make_grad_scaler
+from models.recompute import bilinear_up2
+from tests.golden_utils import bias_feeding_norm
+
+
+def tiny_opt(*args, **kw):
+    opt = main.get_opt(["--input_size", "16", "--init_dim", "4", "--batch_size", "2", *args])
+    for k, v in kw.items():
+        setattr(opt, k, v)
+    return opt
+
+
+def tiny_batch(opt, b=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    T = opt.sample_size // 2
+    tp = torch.arange(T, dtype=torch.float32) / T
+    data = torch.rand(b, T, 3, opt.input_size, opt.input_size, generator=g)
+    return {"observed_data": data, "observed_tp": tp, "observed_mask": torch.ones(b, T, 1),
+            "data_to_predict": data, "tp_to_predict": tp, "mask_predicted_data": torch.ones(b, T, 1)}
+
+
+def one_step(opt, seed=0):
+    torch.manual_seed(seed)
+    model = VidODE(opt)
+    netD_img, netD_seq, optD = create_netD(opt)
+    apply_speed_options(opt, model, netD_img, netD_seq)
+    optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
+    out = train_step(model, netD_img, netD_seq, optG, optD, tiny_batch(opt), opt)
+    return out, model
+
+
+LOSSES = ("loss_G", "loss_recon", "loss_diff", "loss_D", "loss_adv_G")
+
+
+# ------------------------------------------------------------------ exactness of the CPU savers
+
+def _run(module, x, g, **kw):
+    x = x.clone().requires_grad_(True)
+    y = module(x, **kw)
+    (y * g).sum().backward()
+    out = {"y": y.detach(), "x.grad": x.grad}
+    out.update({"grad." + n: p.grad for n, p in module.named_parameters()})
+    out.update({"buf." + n: b.clone() for n, b in module.named_buffers()})
+    return out
+
+
+def _assert_identical(a, b):
+    assert set(a) == set(b)
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k}: max |diff| {(a[k] - b[k]).abs().max().item():.3g}"
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4096])  # 4096: many sample and channel chunks
+@pytest.mark.parametrize("ch,K,b,h,n_ups", [(64, 5, 2, 8, 2), (32, 3, 2, 4, 3), (16, 1, 3, 6, 2),
+                                            (128, 5, 2, 8, 1)])
+def test_decoder_recompute_is_bit_exact(monkeypatch, chunk_bytes, ch, K, b, h, n_ups):
+    if chunk_bytes:
+        monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
+    torch.manual_seed(0)
+    fast = Decoder(ch, 6, n_ups)
+    plain = copy.deepcopy(fast)
+    plain.recompute = False
+    x = torch.randn(K * b, ch, h, h)
+    g = torch.randn(K * b, 6, h * 2 ** n_ups, h * 2 ** n_ups)
+    _assert_identical(_run(fast, x, g, n_steps=K), _run(plain, x, g, n_steps=K))
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4096])
+def test_encoder_recompute_is_bit_exact(monkeypatch, chunk_bytes):
+    if chunk_bytes:
+        monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
+    torch.manual_seed(0)
+    fast = Encoder(3, 8, 2)
+    plain = copy.deepcopy(fast)
+    plain.recompute = False
+    x = torch.rand(10, 3, 32, 32)
+    g = torch.randn(10, 32, 8, 8)
+    _assert_identical(_run(fast, x, g), _run(plain, x, g))
+
+
+def test_weight_gradient_groups():
+    big = nn.Conv2d(128, 64, 3, 1, 1)
+    assert recompute.weight_grad_groups(big, torch.empty(40, 128, 64, 64), True) == [
+        (0, 32), (32, 64), (64, 96), (96, 128)]  # 335 MB upsampled: 4 groups
+    assert recompute.weight_grad_groups(big, torch.empty(2, 128, 8, 8), True) == [(0, 128)]
+    few_out = nn.Conv2d(64, 6, 3, 1, 1)  # oneDNN may split the batch over threads there
+    assert recompute.weight_grad_groups(few_out, torch.empty(40, 64, 128, 128), False) == [(0, 64)]
+    strided = nn.Conv2d(32, 64, 4, 2, 1)
+    assert recompute.weight_grad_groups(strided, torch.empty(400, 32, 64, 64), False) == [(0, 32)]
+
+
+def test_recompute_only_where_it_applies():
+    dec = Decoder(16, 6, 2)
+    x = torch.randn(4, 16, 4, 4)
+    layers = dec.model
+    assert recompute.can_recompute(layers, x, (StepBatchNorm2d,))
+    with torch.no_grad():
+        assert not recompute.can_recompute(layers, x, (StepBatchNorm2d,))
+    assert not recompute.can_recompute(layers, x.contiguous(memory_format=torch.channels_last), (StepBatchNorm2d,))
+    assert not recompute.can_recompute(layers, x.double(), (StepBatchNorm2d,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not recompute.can_recompute(layers, x, (StepBatchNorm2d,))
+    assert not recompute.can_recompute(layers, x)  # StepBatchNorm2d not declared
+
+
+@pytest.mark.parametrize("shape", [(40, 256, 32, 32), (10, 64, 8, 8), (10, 32, 16, 16), (4, 128, 64, 64),
+                                   (3, 3, 5, 7), (2, 8, 33, 31)])
+def test_bilinear_up2_matches_upsample(shape):
+    """The same numbers as nn.Upsample, forward and backward (also where the layout trick runs)."""
+    x = torch.randn(*shape)
+    g = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3])
+    up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = up(xa), bilinear_up2(xb)
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    assert torch.equal(ya, yb) and yb.is_contiguous()
+    assert torch.equal(xa.grad, xb.grad)
+    assert torch.equal(recompute.bilinear_up2_backward(g, shape), xa.grad)
+
+
+def test_step_batchnorm_is_per_step_batchnorm():
+    """StepBatchNorm2d == one nn.BatchNorm2d call per step (the reference's loop), bit for bit."""
+    torch.manual_seed(0)
+    K, b = 4, 3
+    step = StepBatchNorm2d(8)
+    ref = nn.BatchNorm2d(8)
+    ref.load_state_dict(step.state_dict())
+    with torch.no_grad():
+        step.weight.uniform_(0.5, 1.5)
+        step.bias.uniform_(-0.5, 0.5)
+        ref.weight.copy_(step.weight)
+        ref.bias.copy_(step.bias)
+    x = torch.randn(K * b, 8, 5, 5)
+    g = torch.randn_like(x)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya = step(xa, n_steps=K)
+    yb = torch.cat([ref(xk) for xk in xb.split(b)])
+    (ya * g).sum().backward()
+    (yb * g).sum().backward()
+    assert torch.equal(ya, yb) and torch.equal(xa.grad, xb.grad)
+    for k in ("running_mean", "running_var", "num_batches_tracked"):
+        assert torch.equal(getattr(step, k), getattr(ref, k)), k
+    # the recomputation leaves the running statistics alone and gives the same output
+    before = {k: v.clone() for k, v in step.state_dict().items()}
+    with torch.no_grad():
+        again = step.normalize(x, K, update_stats=False)
+    assert torch.equal(again, ya.detach())
+    assert all(torch.equal(before[k], v) for k, v in step.state_dict().items())
+
+
+def test_discriminators_one_after_the_other_match_one_backward():
+    """train_step's D step (a backward per D) == loss_D.backward(), bit for bit."""
+    torch.manual_seed(0)
+    d_img, d_seq = Discriminator(3), Discriminator(15)
+    real_i, fake_i = torch.rand(6, 3, 32, 32), torch.rand(6, 3, 32, 32)
+    real_s, fake_s = torch.rand(2, 15, 32, 32), torch.rand(6, 15, 32, 32)
+    a = (copy.deepcopy(d_img), copy.deepcopy(d_seq))
+    (0.003 * lsgan_d_loss(a[1], real_s, fake_s) + 0.003 * lsgan_d_loss(a[0], real_i, fake_i)).backward()
+    b = (copy.deepcopy(d_img), copy.deepcopy(d_seq))
+    (0.003 * lsgan_d_loss(b[1], real_s, fake_s)).backward()
+    (0.003 * lsgan_d_loss(b[0], real_i, fake_i)).backward()
+    for ma, mb in zip(a, b):
+        for (n, pa), pb in zip(ma.named_parameters(), mb.parameters()):
+            assert torch.equal(pa.grad, pb.grad), n
+
+
+# ------------------------------------------------------------------ the options on tiny sizes
+
+def test_amp_bf16_step_close_to_float32():
+    """--amp bf16 on the CPU: finite losses within 2% (relative) of float32's; the prediction
+    comes out float32. bf16 keeps 8 bits of mantissa (0.4% per rounding); measured: <= 0.6%."""
+    ref, _ = one_step(tiny_opt())
+    out, _ = one_step(tiny_opt("--amp", "bf16"))
+    assert out["pred_y"].dtype == torch.float32
+    for k in LOSSES:
+        assert torch.isfinite(out[k]), k
+        torch.testing.assert_close(out[k], ref[k], rtol=2e-2, atol=1e-4, msg=k)
+
+
+def test_channels_last_step_close_to_float32():
+    """--channels_last: other convolution kernels, so other rounding: losses within 1e-4
+    (relative) of the default layout's, the prediction within 1e-5, every generator gradient
+    within 1e-4 (relative norm; but the conv biases feeding a normalisation, whose true
+    gradient is 0: there the rounding noise is all there is, within 1e-6)."""
+    ref, ref_model = one_step(tiny_opt())
+    out, model = one_step(tiny_opt("--channels_last"))
+    assert model.decoder.model[1].weight.is_contiguous(memory_format=torch.channels_last)
+    for k in LOSSES:
+        assert torch.isfinite(out[k]), k
+        torch.testing.assert_close(out[k], ref[k], rtol=1e-4, atol=1e-6, msg=k)
+    torch.testing.assert_close(out["pred_y"], ref["pred_y"], rtol=0, atol=1e-5)
+    noise = set(bias_feeding_norm(model))
+    for (n, a), b in zip(model.named_parameters(), ref_model.parameters()):
+        if n in noise:
+            assert (a.grad - b.grad).abs().max().item() <= 1e-6, n
+        else:
+            assert ((a.grad - b.grad).norm() / b.grad.norm()).item() <= 1e-4, n
+
+
+def test_compile_traces_the_conv_parts(monkeypatch):
+    """--compile compiles the conv sub-modules in place (keys unchanged); traced here with the
+    eager backend (no C++ build): the step gives the uncompiled numbers within float rounding."""
+    orig = nn.Module.compile
+    compiled = []
+
+    def eager_compile(self, *a, **k):
+        compiled.append(self)
+        return orig(self, backend="eager")
+    monkeypatch.setattr(nn.Module, "compile", eager_compile)
+    torch._dynamo.reset()
+    ref, ref_model = one_step(tiny_opt())
+    out, model = one_step(tiny_opt("--compile"))
+    assert len(compiled) == 7  # encoder, decoder, 2 ODE nets, ConvGRU cell, 2 discriminators
+    assert list(model.state_dict()) == list(ref_model.state_dict())
+    for k in LOSSES:
+        torch.testing.assert_close(out[k], ref[k], rtol=1e-5, atol=1e-7, msg=k)
+    torch._dynamo.reset()
+
+
+def test_amp_fp16_needs_cuda():
+    opt = tiny_opt("--amp", "fp16")
+    with pytest.raises(ValueError, match="CUDA"):
+        make_grad_scaler(opt, "cpu")
+    assert make_grad_scaler(tiny_opt(), "cpu") is None
+    assert make_grad_scaler(tiny_opt("--amp", "bf16"), "cpu") is None
+
+
+def test_autocast_off_by_default():
+    opt = tiny_opt()
+    assert opt.amp == "off" and not opt.channels_last and not opt.compile
+    with autocast(opt, "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
+    with autocast(tiny_opt("--amp", "bf16"), "cpu"):
+        assert torch.is_autocast_enabled("cpu")
