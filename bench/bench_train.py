@@ -67,13 +67,16 @@ def run_one(config, mode, iters, warmup, threads, profile_phases=False):
     netD_img, netD_seq, optD = create_netD(opt, "cpu")
     optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
     batch = random_batch(opt)
-    times = []
+    times, cpu = [], []
+    load = [os.getloadavg()[0]]
     for i in range(warmup + iters):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = train_step(model, netD_img, netD_seq, optG, optD, batch, opt)
         float(out["loss_G"])
         times.append(time.perf_counter() - t0)
-    times = times[warmup:]
+        cpu.append(time.process_time() - c0)
+    times, cpu = times[warmup:], cpu[warmup:]
+    load.append(os.getloadavg()[0])
     phases = {}
     if profile_phases:
         from torch.profiler import ProfilerActivity, profile
@@ -83,7 +86,10 @@ def run_one(config, mode, iters, warmup, threads, profile_phases=False):
     return {"config": config, "mode": mode, "median_s": statistics.median(times), "min_s": min(times),
             "iters": iters, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
             "nfe_decoder": out["nfe_decoder"], "device": "cpu", "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "phases_s": phases}
+            "torch": torch.__version__, "phases_s": phases,
+            # process CPU seconds (all threads) and the 1-minute load average before and after:
+            # on a shared machine, compare runs made side by side (A, B, A, B), not across time
+            "cpu_median_s": statistics.median(cpu), "load_avg": load}
 
 
 def main_cli():
@@ -112,7 +118,8 @@ def main_cli():
             print(json.dumps(r), flush=True)
             results.append(r)
     print("summary: " + "; ".join(f"{r['config']}/{r['mode']} {r['median_s']:.2f} s/iter, "
-                                  f"{r['peak_rss_gb']:.2f} GB peak" for r in results))
+                                  f"{r['peak_rss_gb']:.2f} GB peak" for r in results)
+          + f" (load average {results[0]['load_avg'][0]:.1f} to {results[-1]['load_avg'][-1]:.1f})")
 
 
 if __name__ == "__main__":

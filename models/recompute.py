@@ -175,11 +175,21 @@ def sample_chunks(n, bytes_per_sample):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+MIN_BYTES = 2 ** 20  # recompute only for inputs of at least this size (small ones: no gain)
+
+
+def worth_recomputing(x):
+    """CPU training on a tensor big enough for the memory to matter (at the golden cases' size
+    the recomputation would only cost time: Python overhead)."""
+    return x.device.type == "cpu" and torch.is_grad_enabled() and x.numel() * x.element_size() >= MIN_BYTES
+
+
 def can_recompute(layers, x, norm_types=(nn.BatchNorm2d,)):
-    """Whether run_recomputed applies: CPU float32 training on channels-first tensors, no
-    autocast, no torch.compile tracing, and only the layer types it knows (norm_types: the
-    BatchNorm classes, exactly, that the caller's normalize handles; not synchronised ones)."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and torch.is_grad_enabled()
+    """Whether run_recomputed applies: CPU float32 training on channels-first tensors of at least
+    MIN_BYTES, no autocast, no torch.compile tracing, and only the layer types it knows
+    (norm_types: the BatchNorm classes, exactly, that the caller's normalize handles; not
+    synchronised ones)."""
+    return (worth_recomputing(x) and x.dtype == torch.float32 and x.dim() == 4
             and x.is_contiguous() and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
             and all((type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str))

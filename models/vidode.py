@@ -7,6 +7,7 @@ from models.convgru import EncoderZ0ODEConvGRU
 from models.decoder import Decoder, warp_chain
 from models.encoder import Encoder
 from models.ode import DiffeqSolver, ODEFunc, create_convnet
+from models.recompute import worth_recomputing
 
 
 def as_step_mask(mask, b, T):
@@ -110,12 +111,13 @@ class VidODE(nn.Module):
     recompute_ode = True  # CPU training: the decoder ODE's solve is run again in the backward pass
 
     def solve(self, z0, times):
-        """The decoder ODE from z0 through `times`. In CPU training the solve is checkpointed:
+        """The decoder ODE from z0 through `times`. In CPU training (z0 of at least
+        recompute.MIN_BYTES: 4 MB at the default options) the solve is checkpointed:
         its intermediate tensors (every stage of every step: about 300 MB at the default
         options) are not kept but recomputed, identically (the same steps and values), in the
         backward pass. ode_func.nfe counts the forward solve only."""
-        if not (self.recompute_ode and z0.device.type == "cpu" and torch.is_grad_enabled()
-                and z0.requires_grad and not torch.compiler.is_compiling()):
+        if not (self.recompute_ode and worth_recomputing(z0) and z0.requires_grad
+                and not torch.compiler.is_compiling()):
             return self.diffeq_solver(z0, times)
         f = self.diffeq_solver.ode_func
         calls = []

@@ -8,6 +8,7 @@ import torch.nn as nn
 
 import main
 import models.recompute as recompute
+from dataloader import make_batch
 from models import VidODE, create_netD, train_step
 from models.decoder import Decoder, StepBatchNorm2d
 from models.discriminator import Discriminator, lsgan_d_loss
@@ -68,6 +69,7 @@ def _assert_identical(a, b):
 @pytest.mark.parametrize("ch,K,b,h,n_ups", [(64, 5, 2, 8, 2), (32, 3, 2, 4, 3), (16, 1, 3, 6, 2),
                                             (128, 5, 2, 8, 1)])
 def test_decoder_recompute_is_bit_exact(monkeypatch, chunk_bytes, ch, K, b, h, n_ups):
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)  # also at these small sizes
     if chunk_bytes:
         monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
@@ -82,6 +84,7 @@ def test_decoder_recompute_is_bit_exact(monkeypatch, chunk_bytes, ch, K, b, h, n
 
 @pytest.mark.parametrize("chunk_bytes", [None, 4096])
 def test_encoder_recompute_is_bit_exact(monkeypatch, chunk_bytes):
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
     if chunk_bytes:
         monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
@@ -105,11 +108,62 @@ def test_weight_gradient_groups():
     assert recompute.weight_grad_groups(strided, torch.empty(400, 32, 64, 64), False) == [(0, 32)]
 
 
-def test_recompute_only_where_it_applies():
+@pytest.mark.parametrize("mode", [[], ["--extrap"], ["--irregular"]])
+def test_training_step_with_recomputation_is_bit_exact(monkeypatch, mode):
+    """A whole train_step (decoder, encoder, checkpointed ODE solve) with and without the
+    memory savers: the same losses, gradients, parameters, buffers and solver evaluations."""
+    opt = tiny_opt(*mode)
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
+    monkeypatch.setattr(recompute, "CHUNK_BYTES", 16384)  # a few sample chunks
+
+    def step(on):
+        monkeypatch.setattr(Decoder, "recompute", on)
+        monkeypatch.setattr(Encoder, "recompute", on)
+        monkeypatch.setattr(VidODE, "recompute_ode", on)
+        torch.manual_seed(0)
+        model = VidODE(opt)
+        netD_img, netD_seq, optD = create_netD(opt)
+        optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
+        batch = make_batch(*_clips(opt), opt)
+        outs = [train_step(model, netD_img, netD_seq, optG, optD, batch, opt) for _ in range(2)]
+        grads = {n: p.grad for n, p in model.named_parameters()}
+        return outs[-1], grads, model.state_dict(), netD_img.state_dict()
+
+    (a, ga, sa, da), (b, gb, sb, db) = step(True), step(False)
+    assert a["nfe_decoder"] == b["nfe_decoder"]
+    for k in a:
+        if torch.is_tensor(a[k]):
+            assert torch.equal(a[k], b[k]), k
+    for x, y in ((ga, gb), (sa, sb), (da, db)):
+        for k in x:
+            assert torch.equal(x[k], y[k]), k
+
+
+def _clips(opt, b=2, seed=0):
+    """Clips and masks as the loaders give them (bench_train's random batch)."""
+    g = torch.Generator().manual_seed(seed)
+    s = opt.input_size
+    if opt.irregular:
+        T = opt.window_size
+        mask = torch.zeros(b, T, 1)
+        for i in range(b):
+            mid = 1 + torch.randperm(T - 2, generator=g)[:opt.sample_size - 2]
+            mask[i, torch.cat([torch.tensor([0, T - 1]), mid])] = 1
+    else:
+        T = opt.sample_size if opt.extrap else opt.sample_size // 2
+        mask = torch.ones(b, T, 1)
+    return torch.rand(b, T, 3, s, s, generator=g), mask, torch.arange(T).float() / T
+
+
+def test_recompute_only_where_it_applies(monkeypatch):
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
     dec = Decoder(16, 6, 2)
     x = torch.randn(4, 16, 4, 4)
     layers = dec.model
     assert recompute.can_recompute(layers, x, (StepBatchNorm2d,))
+    monkeypatch.setattr(recompute, "MIN_BYTES", 2 ** 20)
+    assert not recompute.can_recompute(layers, x, (StepBatchNorm2d,))  # too small to matter
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
     with torch.no_grad():
         assert not recompute.can_recompute(layers, x, (StepBatchNorm2d,))
     assert not recompute.can_recompute(layers, x.contiguous(memory_format=torch.channels_last), (StepBatchNorm2d,))
