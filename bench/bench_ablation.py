@@ -1,0 +1,142 @@
+"""What each training-speed change gives: the same iteration with one change turned back off.
+
+    python bench/bench_ablation.py                      # default options, interpolation
+    python bench/bench_ablation.py --config small --mode irregular --rounds 3
+    python bench/bench_ablation.py --interleave --iters 3  # time only, one process, alternating
+
+Every variant runs in its own process (peak resident memory is per process) and the variants
+are interleaved round by round (A B C ... A B C ...), so slow periods of a shared machine hit
+them alike; the table reports each variant's median over rounds of its per-round median
+seconds per iteration, its peak memory, and its ratio to "all on" measured in the same rounds.
+
+Variants (each turns one change off, "all off" turns every one off):
+  all on          the code as it runs
+  no recompute    BatchNorm/ReLU/upsampling outputs and the decoder ODE's stages are kept
+                  for the backward pass instead of recomputed (models/recompute.py)
+  no real dedupe  the sequence D scores the real clip once per predicted step (as the
+                  reference does) instead of once
+  no frozen D     the generator's adversarial pass also computes the discriminators' weight
+                  gradients (as the reference does; they are discarded)
+  all off         all three
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+VARIANTS = ("all on", "no recompute", "no real dedupe", "no frozen D", "all off")
+
+
+_ORIGINAL = {}
+
+
+def apply_variant(name):
+    """Set the library's switches so that exactly the change(s) named by the variant are off
+    (callable again with another variant: the switches are set both ways)."""
+    import importlib
+    from models.decoder import Decoder
+    from models.discriminator import make_sequences
+    from models.encoder import Encoder
+    from models.vidode import VidODE
+    train_step = importlib.import_module("models.train_step")
+    if not _ORIGINAL:
+        _ORIGINAL.update(real_sequences=train_step.real_sequences, set_rg=train_step._set_requires_grad)
+    off = {"all off": {"recompute", "dedupe", "frozen"}, "no recompute": {"recompute"},
+           "no real dedupe": {"dedupe"}, "no frozen D": {"frozen"}, "all on": set()}[name]
+    Decoder.recompute = Encoder.recompute = VidODE.recompute_ode = "recompute" not in off
+    train_step.real_sequences = ((lambda observed, real, extrap: make_sequences(observed, real, extrap))
+                                 if "dedupe" in off else _ORIGINAL["real_sequences"])
+    train_step._set_requires_grad = (lambda nets, flag: None) if "frozen" in off else _ORIGINAL["set_rg"]
+
+
+def interleaved(config, mode, variants, iters, warmup, threads):
+    """Seconds per iteration of every variant, in one process, the variants alternating
+    iteration by iteration (A B C A B C ...): the fairest time comparison on a machine whose
+    speed drifts over minutes. Peak memory cannot be told apart this way."""
+    import time
+
+    import torch
+
+    import main
+    from bench_train import CONFIGS, MODES, random_batch
+    from models import VidODE, create_netD, train_step
+    torch.set_num_threads(threads)
+    opt = main.get_opt(CONFIGS[config] + MODES[mode])
+    torch.manual_seed(0)
+    model = VidODE(opt, "cpu")
+    netD_img, netD_seq, optD = create_netD(opt, "cpu")
+    optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
+    batch = random_batch(opt)
+    times = {v: [] for v in variants}
+    for i in range(warmup + iters):
+        for v in variants:
+            apply_variant(v)
+            t0 = time.perf_counter()
+            float(train_step(model, netD_img, netD_seq, optG, optD, batch, opt)["loss_G"])
+            if i >= warmup:
+                times[v].append(time.perf_counter() - t0)
+    return times
+
+
+def main_cli():
+    from bench_train import CONFIGS, MODES, run_one
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default="default", choices=list(CONFIGS))
+    p.add_argument("--mode", default="interp", choices=list(MODES))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--iters", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--interleave", action="store_true",
+                   help="time only: all variants in one process, alternating iteration by iteration")
+    p.add_argument("--one", metavar="VARIANT", choices=VARIANTS, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.interleave:
+        times = interleaved(args.config, args.mode, args.variants, args.iters, args.warmup, args.threads)
+        first = args.variants[0]
+        print(json.dumps({"config": args.config, "mode": args.mode, "threads": args.threads, "s_per_iter": times}))
+        print(f"\n{args.config}/{args.mode}, {args.threads} threads, one process, variants alternating "
+              f"({args.iters} iterations each after {args.warmup} warm-up)")
+        print(f"| variant | s/iter (median) | x '{first}' (median of adjacent pairs) |")
+        print("|---|---|---|")
+        for v, ts in times.items():
+            ratio = statistics.median(t / b for t, b in zip(ts, times[first]))
+            print(f"| {v} | {statistics.median(ts):.2f} | {ratio:.2f} |")
+        return
+    if args.one:
+        apply_variant(args.one)
+        r = run_one(args.config, args.mode, args.iters, args.warmup, args.threads)
+        print(json.dumps({"variant": args.one, **r}))
+        return
+    runs = {v: [] for v in args.variants}
+    for k in range(args.rounds):
+        for v in args.variants:
+            cmd = [sys.executable, __file__, "--one", v, "--config", args.config, "--mode", args.mode,
+                   "--iters", str(args.iters), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                print(out.stderr, file=sys.stderr)
+                raise SystemExit(out.returncode)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            r["round"] = k
+            print(json.dumps(r), flush=True)
+            runs[v].append(r)
+    base = runs[args.variants[0]]
+    print(f"\n{args.config}/{args.mode}, {args.threads} threads, {args.rounds} rounds "
+          f"(ratios against '{args.variants[0]}' of the same round)")
+    print(f"| variant | s/iter (median of rounds) | x '{args.variants[0]}' | peak RSS GB |")
+    print("|---|---|---|---|")
+    for v, rs in runs.items():
+        ratio = statistics.median(r["median_s"] / b["median_s"] for r, b in zip(rs, base))
+        print(f"| {v} | {statistics.median(r['median_s'] for r in rs):.2f} | {ratio:.2f} | "
+              f"{max(r['peak_rss_gb'] for r in rs):.2f} |")
+
+
+if __name__ == "__main__":
+    main_cli()
