@@ -60,18 +60,9 @@ def interleaved(config, mode, variants, iters, warmup, threads):
     speed drifts over minutes. Peak memory cannot be told apart this way."""
     import time
 
-    import torch
-
-    import main
-    from bench_train import CONFIGS, MODES, random_batch
-    from models import VidODE, create_netD, train_step
-    torch.set_num_threads(threads)
-    opt = main.get_opt(CONFIGS[config] + MODES[mode])
-    torch.manual_seed(0)
-    model = VidODE(opt, "cpu")
-    netD_img, netD_seq, optD = create_netD(opt, "cpu")
-    optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
-    batch = random_batch(opt)
+    from bench_train import training_setup
+    from models import train_step
+    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
     times = {v: [] for v in variants}
     for i in range(warmup + iters):
         for v in variants:

@@ -56,17 +56,24 @@ def random_batch(opt, seed=0):
     return make_batch(data, mask, tp.float(), opt)
 
 
-def run_one(config, mode, iters, warmup, threads, profile_phases=False):
+def training_setup(config, mode, threads):
+    """Options, networks, optimisers and a random batch for one configuration, on the CPU."""
     import torch
     import main
-    from models import VidODE, create_netD, train_step
+    from models import VidODE, create_netD
     torch.set_num_threads(threads)
     opt = main.get_opt(CONFIGS[config] + MODES[mode])
     torch.manual_seed(0)
     model = VidODE(opt, "cpu")
     netD_img, netD_seq, optD = create_netD(opt, "cpu")
     optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
-    batch = random_batch(opt)
+    return opt, model, netD_img, netD_seq, optG, optD, random_batch(opt)
+
+
+def run_one(config, mode, iters, warmup, threads, profile_phases=False):
+    import torch
+    from models import train_step
+    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
     times, cpu = [], []
     load = [os.getloadavg()[0]]
     for i in range(warmup + iters):

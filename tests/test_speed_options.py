@@ -26,12 +26,19 @@ def tiny_opt(*args, **kw):
 
 
 def tiny_batch(opt, b=2, seed=0):
+    """A batch of random clips in opt's sampling mode, as the loaders give it."""
     g = torch.Generator().manual_seed(seed)
-    T = opt.sample_size // 2
-    tp = torch.arange(T, dtype=torch.float32) / T
-    data = torch.rand(b, T, 3, opt.input_size, opt.input_size, generator=g)
-    return {"observed_data": data, "observed_tp": tp, "observed_mask": torch.ones(b, T, 1),
-            "data_to_predict": data, "tp_to_predict": tp, "mask_predicted_data": torch.ones(b, T, 1)}
+    s = opt.input_size
+    if opt.irregular:
+        T = opt.window_size
+        mask = torch.zeros(b, T, 1)
+        for i in range(b):
+            mid = 1 + torch.randperm(T - 2, generator=g)[:opt.sample_size - 2]
+            mask[i, torch.cat([torch.tensor([0, T - 1]), mid])] = 1
+    else:
+        T = opt.sample_size if opt.extrap else opt.sample_size // 2
+        mask = torch.ones(b, T, 1)
+    return make_batch(torch.rand(b, T, 3, s, s, generator=g), mask, torch.arange(T).float() / T, opt)
 
 
 def one_step(opt, seed=0):
@@ -124,7 +131,7 @@ def test_training_step_with_recomputation_is_bit_exact(monkeypatch, mode):
         model = VidODE(opt)
         netD_img, netD_seq, optD = create_netD(opt)
         optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
-        batch = make_batch(*_clips(opt), opt)
+        batch = tiny_batch(opt)
         outs = [train_step(model, netD_img, netD_seq, optG, optD, batch, opt) for _ in range(2)]
         grads = {n: p.grad for n, p in model.named_parameters()}
         return outs[-1], grads, model.state_dict(), netD_img.state_dict()
@@ -137,22 +144,6 @@ def test_training_step_with_recomputation_is_bit_exact(monkeypatch, mode):
     for x, y in ((ga, gb), (sa, sb), (da, db)):
         for k in x:
             assert torch.equal(x[k], y[k]), k
-
-
-def _clips(opt, b=2, seed=0):
-    """Clips and masks as the loaders give them (bench_train's random batch)."""
-    g = torch.Generator().manual_seed(seed)
-    s = opt.input_size
-    if opt.irregular:
-        T = opt.window_size
-        mask = torch.zeros(b, T, 1)
-        for i in range(b):
-            mid = 1 + torch.randperm(T - 2, generator=g)[:opt.sample_size - 2]
-            mask[i, torch.cat([torch.tensor([0, T - 1]), mid])] = 1
-    else:
-        T = opt.sample_size if opt.extrap else opt.sample_size // 2
-        mask = torch.ones(b, T, 1)
-    return torch.rand(b, T, 3, s, s, generator=g), mask, torch.arange(T).float() / T
 
 
 def test_recompute_only_where_it_applies(monkeypatch):
