@@ -1,7 +1,7 @@
 """Continuous-time generation (phase generate) and the evaluation at unseen times (eval_continuous).
 
 Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
-1 the second, 0.5 half-way between them. The model's own time axis (SPEC 2) is
+1 the second, 0.5 half-way between them. The model's own time axis (docs/algorithm.md section 2) is
 t = frame / R, with R input frames per unit of model time, read off sampling.time_steps():
   - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
     at t = k/(S/2), so one input frame is one observed frame (two frames of the original
@@ -12,7 +12,7 @@ Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_
 
 What the model can serve. The decoder ODE starts at the first time it is given and the
 decoder/warping chain runs over every requested time in order, so a denser grid means a longer
-warping chain with smaller steps; that is the model. Its ODE is autonomous (SPEC 3), so only the
+warping chain with smaller steps; that is the model. Its ODE is autonomous (docs/algorithm.md section 3), so only the
 spacing from the starting time matters; generate therefore always starts it where training did:
 at the first observed frame (interpolation) or one training step after the last observed frame
 (extrapolation, frame N of an N-frame input). When the first requested time is later, that

@@ -27,7 +27,7 @@ def _build_parser():
         "at any time stamps.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    # --- options of the paper's code, same names and defaults (SPEC section 1) ---
+    # --- options of the paper's code, same names and defaults (docs/algorithm.md section 1) ---
     p.add_argument("--name", default="vid_ode", help="experiment name")
     p.add_argument("-j", "--workers", type=int, default=4, help="data-loading workers")
     p.add_argument("-b", "--batch_size", type=_positive_int, default=8,

@@ -1,4 +1,4 @@
-"""test_met: the reference's metric protocol (SPEC section 5), in memory, with a trivial baseline.
+"""test_met: the reference's metric protocol (docs/algorithm.md section 5), in memory, with a trivial baseline.
 
 Writes results.json, metrics_by_index.csv and metrics_by_index.png in the run folder and prints
 the reference's line "SSIM / MSE / LPIPS / PSNR".

@@ -1,4 +1,4 @@
-"""Data loading for Vid-ODE: data sets, sampling, transforms and batches (SPEC section 2)."""
+"""Data loading for Vid-ODE: data sets, sampling, transforms and batches (docs/algorithm.md section 2)."""
 from .batch import Collate, batch_to_device, make_batch
 from .datasets import DATASET_ROOTS, VideoDataset, dataset_dir, get_dataset
 from .errors import DataError

@@ -1,4 +1,4 @@
-"""Clips -> the batch dictionary the model consumes (SPEC section 2, "Batch dictionary")."""
+"""Clips -> the batch dictionary the model consumes (docs/algorithm.md section 2, "Batch dictionary")."""
 import torch
 
 from .sampling import time_steps as plan_time_steps

@@ -1,4 +1,4 @@
-"""Which frames of a clip to read, their mask and the shared time stamps (SPEC section 2)."""
+"""Which frames of a clip to read, their mask and the shared time stamps (docs/algorithm.md section 2)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +24,7 @@ class Plan:
 
     @property
     def predict_unobserved(self):
-        """Irregular interpolation at test time: predict the unobserved slots (SPEC section 7)."""
+        """Irregular interpolation at test time: predict the unobserved slots (docs/algorithm.md section 7)."""
         return self.test_time and self.irregular and not self.extrap
 
     @property

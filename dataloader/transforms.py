@@ -1,4 +1,4 @@
-"""Per-dataset frame transforms (SPEC section 2), on the sampled frames only."""
+"""Per-dataset frame transforms (docs/algorithm.md section 2), on the sampled frames only."""
 import cv2
 import numpy as np
 import torch

@@ -1,4 +1,4 @@
-"""One Vid-ODE training iteration (SPEC section 4), shared by the trainer and the tests."""
+"""One Vid-ODE training iteration (docs/algorithm.md section 4), shared by the trainer and the tests."""
 
 import torch
 from torch.profiler import record_function

@@ -36,7 +36,7 @@ def count_kept(step_mask):
 
 
 class VidODE(nn.Module):
-    """Generator. State-dict keys are the reference's (see golden/state_dict_keys_default.txt)."""
+    """Generator. State-dict keys are the reference's (see tests/golden/state_dict_keys_default.txt)."""
 
     channels_last = False  # set by models.performance.apply_speed_options (--channels_last)
 

@@ -1,4 +1,4 @@
-"""Helpers to rebuild the reference's golden cases (../shared/golden, see its README)."""
+"""Helpers to rebuild the reference's golden cases (tests/golden, see its README.md)."""
 import math
 import os
 from pathlib import Path
@@ -7,16 +7,26 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
+GOLDEN_DEFAULT = Path(__file__).resolve().parent / "golden"
 
 
-def golden_dir():
-    return Path(os.environ.get("VIDODE_GOLDEN_DIR", REPO.parent / "shared" / "golden"))
+def golden_dir() -> Path:
+    """The folder of golden cases: $VIDODE_GOLDEN_DIR when set, else tests/golden."""
+    return Path(os.environ.get("VIDODE_GOLDEN_DIR", GOLDEN_DEFAULT))
 
 
-def case_files():
+def case_files() -> list:
+    """Every case_*.pt of the golden folder, sorted. The folder is part of the repository, so
+    a missing or empty one is an error (a broken checkout or a wrong VIDODE_GOLDEN_DIR), never
+    a reason to skip."""
     d = golden_dir()
-    return sorted(d.glob("case_*.pt")) if d.is_dir() else []
+    cases = sorted(d.glob("case_*.pt")) if d.is_dir() else []
+    if not cases:
+        where = "$VIDODE_GOLDEN_DIR" if "VIDODE_GOLDEN_DIR" in os.environ else "the repository's tests/golden"
+        raise FileNotFoundError(
+            f"no golden case_*.pt in {d} ({where}); tests/golden is part of the repository: "
+            "restore it (git checkout -- tests/golden) or point VIDODE_GOLDEN_DIR at a folder of cases")
+    return cases
 
 
 def load(path):

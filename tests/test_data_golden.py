@@ -1,24 +1,18 @@
 """make_batch reproduces the reference's batches stored in the golden folder.
 
-The folder comes from VIDODE_GOLDEN_DIR (default: ../shared/golden beside the repository);
-every case_*.pt there is checked, one test per case and per batch key.
+The folder is tests/golden (VIDODE_GOLDEN_DIR overrides it); every case_*.pt there is checked,
+one test per case and per batch key. A missing folder is an error, not a skip.
 """
-import glob
 import os
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from dataloader import make_batch
+from tests.golden_utils import case_files, load
 
-from dataloader import make_batch  # noqa: E402
-
-GOLDEN = os.environ.get("VIDODE_GOLDEN_DIR", os.path.join(ROOT, "..", "shared", "golden"))
-CASES = sorted(glob.glob(os.path.join(GOLDEN, "case_*.pt")))
+CASES = [str(p) for p in case_files()]
 KEYS = ("observed_data", "observed_tp", "observed_mask", "data_to_predict", "tp_to_predict",
         "mask_predicted_data", "original_data_to_predict", "mode")
 
@@ -27,7 +21,7 @@ _cache = {}
 
 def _case(path):
     if path not in _cache:
-        _cache[path] = torch.load(path)
+        _cache[path] = load(path)
     return _cache[path]
 
 
@@ -68,7 +62,6 @@ def _expected(case, key):
     return b[key]
 
 
-@pytest.mark.skipif(not CASES, reason=f"no golden cases in {GOLDEN}")
 @pytest.mark.parametrize("key", KEYS)
 @pytest.mark.parametrize("path", CASES, ids=lambda p: os.path.basename(p)[5:-3])
 def test_golden_batch(path, key):
@@ -89,7 +82,6 @@ def test_golden_batch(path, key):
     assert torch.equal(got, want.to(torch.float32)), f"{key}: max |diff| {(got - want).abs().max()}"
 
 
-@pytest.mark.skipif(not CASES, reason=f"no golden cases in {GOLDEN}")
 @pytest.mark.parametrize("path", CASES, ids=lambda p: os.path.basename(p)[5:-3])
 def test_golden_sampling_rules(path):
     """The reference's collated time grid, masks and frame positions follow our sampling rules."""

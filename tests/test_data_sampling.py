@@ -1,4 +1,4 @@
-"""Sampling rules, time stamps and the batch dictionary (SPEC section 2), without files."""
+"""Sampling rules, time stamps and the batch dictionary (docs/algorithm.md section 2), without files."""
 import os
 import sys
 

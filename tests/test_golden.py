@@ -1,8 +1,8 @@
-"""The model against tensors produced by the paper's own code (../shared/golden).
+"""The model against tensors produced by the paper's own code (tests/golden).
 
-Every case_*.pt in $VIDODE_GOLDEN_DIR (default ../shared/golden) is checked; each case and each
+Every case_*.pt in $VIDODE_GOLDEN_DIR (default tests/golden) is checked; each case and each
 quantity is its own test. Everything is derived from the case's config and tensors.
-Tolerances are the golden README's (measured across thread counts and memory layouts).
+Tolerances are tests/golden/README.md's (measured across thread counts and memory layouts).
 """
 import functools
 
@@ -23,7 +23,7 @@ LOSS_KEYS = {  # golden name -> train_step name
 
 def test_golden_folder_has_cases():
     assert CASES, f"no case_*.pt in {golden_dir()} (set VIDODE_GOLDEN_DIR)"
-    assert (golden_dir() / "shared_init.pt").is_file()
+    assert (golden_dir() / "shared_init.pt").is_file(), f"no shared_init.pt beside the cases in {golden_dir()}"
 
 
 @functools.lru_cache(maxsize=None)

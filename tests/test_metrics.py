@@ -1,4 +1,4 @@
-"""The metric protocol of SPEC section 5, against torchvision, PIL, skimage and hand values."""
+"""The metric protocol of docs/algorithm.md section 5, against torchvision, PIL, skimage and hand values."""
 import json
 import math
 

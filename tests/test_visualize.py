@@ -104,18 +104,57 @@ def test_strip_with_markers(tmp_path):
     assert tuple(img[centre, panel_w + 2]) == vis.GRAY
 
 
+def _pixels_of(img, rgb, tol=40):
+    """(rows, cols) of the pixels within `tol` of colour `rgb` (per channel)."""
+    return np.nonzero(np.all(np.abs(img.astype(int) - np.array(rgb)) <= tol, axis=-1))
+
+
+MODEL_RGB, BASE_RGB = (31, 119, 180), (255, 127, 14)  # matplotlib's first two colours (C0, C1)
+
+
 @pytest.mark.parametrize("n", [1, 2, 5, 10])
 def test_plot_metrics_by_index(tmp_path, n):
     model = [{"index": i, "ssim": 0.9 - 0.02 * i, "psnr": 30 - i, "lpips": 0.05 + 0.01 * i}
              for i in range(n)]
     base = [{"index": i, "ssim": 0.8 - 0.03 * i, "psnr": 26 - i, "lpips": None} for i in range(n)]
-    plot_metrics_by_index({"model": model, "baseline": base}, tmp_path / "p.png")
-    img = np.asarray(Image.open(tmp_path / "p.png"))
-    assert img.shape == (300, 3 * 360, 3) and img.min() < 50  # something was drawn
+    img = plot_metrics_by_index({"model": model, "baseline": base}, tmp_path / "p.png")
+    with Image.open(tmp_path / "p.png") as im:
+        assert im.format == "PNG" and im.size == (3 * 400, 320)  # 3 panels of 4 x 3.2 in at 100 dpi
+        assert np.array_equal(np.asarray(im.convert("RGB")), img)
+    assert os.listdir(tmp_path) == ["p.png"]  # no temp file left behind
+    w = img.shape[1] // 3
+    ssim_panel, lpips_panel = img[:, :w], img[:, 2 * w + 40:]  # panels are about w wide
+    # both series are drawn in the SSIM panel, the model (higher SSIM) above the baseline
+    rows_model = _pixels_of(ssim_panel, MODEL_RGB)[0]
+    rows_base = _pixels_of(ssim_panel, BASE_RGB)[0]
+    assert len(rows_model) > 20 and len(rows_base) > 20
+    assert rows_model.mean() < rows_base.mean()
+    # the baseline has no LPIPS: only the model's colour in that panel (the legend is above it)
+    body = lpips_panel[60:]
+    assert len(_pixels_of(body, MODEL_RGB)[0]) > 20 and len(_pixels_of(body, BASE_RGB)[0]) == 0
+
+
+def test_plot_depends_on_the_values(tmp_path):
+    up = [{"index": i, "ssim": 0.5 + 0.05 * i, "psnr": 20.0 + i, "lpips": 0.1} for i in range(6)]
+    down = [{"index": i, "ssim": 0.8 - 0.05 * i, "psnr": 25.0 - i, "lpips": 0.1} for i in range(6)]
+    a = plot_metrics_by_index({"model": up}, tmp_path / "a.png")
+    b = plot_metrics_by_index({"model": down}, tmp_path / "b.png")
+    assert a.shape == b.shape and not np.array_equal(a, b)
+    assert np.array_equal(a, plot_metrics_by_index({"model": up}, tmp_path / "c.png"))
+    # rising SSIM: the line's rightmost pixels sit higher (smaller row) than its leftmost ones
+    rows, cols = _pixels_of(a[60:, : a.shape[1] // 3], MODEL_RGB)
+    assert rows[cols > np.percentile(cols, 90)].mean() < rows[cols < np.percentile(cols, 10)].mean()
 
 
 def test_plot_without_lpips(tmp_path):
     per = [{"index": i, "ssim": 0.5, "psnr": 20.0, "lpips": None} for i in range(4)]  # flat
     img = plot_metrics_by_index({"model": per}, tmp_path / "p.png")
-    assert img.shape == (300, 1080, 3)
+    assert img.shape == (320, 1200, 3)
+    assert len(_pixels_of(img[60:, 840:], MODEL_RGB)[0]) == 0  # nothing drawn in the LPIPS panel
     assert os.listdir(tmp_path) == ["p.png"]
+
+
+def test_plot_needs_a_metric(tmp_path):
+    with pytest.raises(ValueError, match="at least one"):
+        plot_metrics_by_index({"model": []}, tmp_path / "p.png", metrics=())
+    assert os.listdir(tmp_path) == []

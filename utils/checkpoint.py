@@ -1,6 +1,6 @@
 """Checkpoint files: atomic saving, finding by step, safe loading, RNG states.
 
-Checkpoints are named `ckpt_<step:08d>.pth` (SPEC section 6). A file holds either the
+Checkpoints are named `ckpt_<step:08d>.pth` (docs/algorithm.md section 6). A file holds either the
 generator's state dict alone (the paper's format) or this project's training state
 {'netG', 'netD_img', 'netD_seq', 'optimizer_G', 'optimizer_D', 'lr', 'epoch', 'step', 'rng'}.
 """

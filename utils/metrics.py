@@ -1,4 +1,4 @@
-"""The reference's metric protocol (SPEC section 5), in memory and batched.
+"""The reference's metric protocol (docs/algorithm.md section 5), in memory and batched.
 
 Frames are quantised as torchvision's save_image writes them to PNG, then:
 SSIM on PIL-"L" grayscale (skimage, gaussian weights, population covariance, data_range 255),

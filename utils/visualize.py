@@ -1,7 +1,11 @@
-"""Pictures and videos: image grids, GIF/MP4, labelled side-by-side videos, time strips,
-and metric plots drawn with OpenCV (no matplotlib). Every file is written atomically."""
+"""Pictures and videos: image grids, GIF/MP4, labelled side-by-side videos and time strips
+(pixels and text drawn with OpenCV), and metric plots (matplotlib). Every file is written
+atomically (utils/atomic.py)."""
 import io
 import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -13,17 +17,20 @@ from torchvision.utils import make_grid, save_image
 from utils.atomic import atomic_path, atomic_write_bytes
 from utils.metrics import quantize
 
-WHITE, BLACK, GRAY = (255, 255, 255), (0, 0, 0), (150, 150, 150)
+BLACK, GRAY = (0, 0, 0), (150, 150, 150)  # RGB
 OBS_COLOUR = (0, 170, 0)  # RGB green border for observed frames
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]  # RGB
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+PathLike = Union[str, os.PathLike]
+Frames = Union[torch.Tensor, np.ndarray]  # (T, 3|1, H, W) float in [0, 1] or (T, H, W, 3) uint8
 
 
 # ---------------------------------------------------------------- conversions
 
-def to_uint8_hwc(frames):
+def to_uint8_hwc(frames: Frames) -> np.ndarray:
     """(T, 3|1, H, W) float in [0,1] or (T, H, W, 3) uint8 (tensor or array) -> (T, H, W, 3)
-    uint8 numpy; floats quantised as save_image does."""
+    uint8 numpy; floats quantised as save_image does, gray repeated to 3 channels.
+    Raises ValueError for any other shape."""
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(frames)
     if frames.dtype == torch.uint8 and frames.dim() == 4 and frames.shape[-1] == 3:
@@ -64,9 +71,11 @@ def _text_size(text, scale=0.4, thickness=1):
 
 # ---------------------------------------------------------------- grids, GIF, MP4
 
-def save_grid(rows, path, nrow=None, padding=2):
+def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
+              padding: int = 2) -> None:
     """rows: list of (T, 3, H, W) in [0,1] (e.g. observed, truth, prediction) -> one PNG,
-    one row each (shorter rows padded with white frames)."""
+    one row each of `nrow` frames (default: the longest row; shorter rows padded with white
+    frames), `padding` white pixels between frames."""
     t = nrow or max(r.shape[0] for r in rows)
     padded = []
     for r in rows:
@@ -78,9 +87,9 @@ def save_grid(rows, path, nrow=None, padding=2):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_gif(frames, path, fps=4):
-    """Frames -> looping GIF (PIL). Identical consecutive frames are merged by PIL into one
-    longer frame."""
+def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
+    """Frames (see to_uint8_hwc) -> looping GIF (PIL) at `fps`. Identical consecutive frames
+    are merged by PIL into one longer frame."""
     imgs = [Image.fromarray(f) for f in to_uint8_hwc(frames)]
     buf = io.BytesIO()
     imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:],
@@ -88,8 +97,9 @@ def write_gif(frames, path, fps=4):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def write_mp4(frames, path, fps=4):
-    """Frames -> MP4 ('mp4v') with OpenCV; odd sizes padded to even. Checked by reading back."""
+def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
+    """Frames (see to_uint8_hwc) -> MP4 ('mp4v') with OpenCV; odd sizes padded to even (edge
+    pixels repeated). Checked by reading back; RuntimeError when OpenCV cannot write or read it."""
     rgb = to_uint8_hwc(frames)
     t, h, w, _ = rgb.shape
     rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -123,7 +133,8 @@ def _label_strip(labels, widths, height, pad):
     return strip
 
 
-def side_by_side(*videos, labels=None, pad=2, min_height=96):
+def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, pad: int = 2,
+                 min_height: int = 96) -> torch.Tensor:
     """Several (T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video, panels separated by
     `pad` white pixels, each labelled above. Small frames are upscaled (nearest) to at least
     `min_height`; panels are resized to the tallest one; shorter videos hold their last frame."""
@@ -145,7 +156,9 @@ def side_by_side(*videos, labels=None, pad=2, min_height=96):
     return torch.cat([strip.expand(t, -1, -1, -1), body], dim=-2)
 
 
-def strip_with_markers(frames, times, observed, path=None, min_height=96, border=3):
+def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: Sequence[bool],
+                       path: Optional[PathLike] = None, min_height: int = 96,
+                       border: int = 3) -> torch.Tensor:
     """(N, 3, H, W) frames in [0,1] at `times` -> one strip in time order, each frame labelled
     't=...'; observed frames get a green border and 'obs'. Returns (3, H', W') float; also
     writes a PNG when `path` is given."""
@@ -172,76 +185,64 @@ def strip_with_markers(frames, times, observed, path=None, min_height=96, border
 
 # ---------------------------------------------------------------- metric plots
 
-def _nice_ticks(lo, hi, n=6):
-    """About n round tick values covering [lo, hi]."""
-    step = (hi - lo) / max(1, n - 1)
-    mag = 10 ** math.floor(math.log10(step))
-    step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= step), default=10 * mag)
-    first = math.floor(lo / step) * step
-    ticks, v = [], first
-    while v <= hi + 1e-9 * step:
-        if v >= lo - 1e-9 * step:
-            ticks.append(round(v, 10))
-        v += step
-    return ticks
+METRICS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))
 
 
-def _panel(title, series, size=(300, 360)):
-    """One plot: series = [(name, colour, [(x, y)...])] -> (H, W, 3) uint8 RGB."""
-    ph, pw = size
-    img = np.full((ph, pw, 3), 255, np.uint8)
-    left, right, top, bottom = 58, 12, 26 + 13 * len(series), 36
-    _text(img, title, (left, 18), scale=0.5)
-    for k, (name, colour, _) in enumerate(series):  # legend between title and plot
-        ly = 34 + 13 * k
-        cv2.line(img, (left + 4, ly - 4), (left + 22, ly - 4), colour, 2)
-        _text(img, name[:24], (left + 28, ly), scale=0.35)
-    pts = [(x, y) for _, _, p in series for x, y in p if y is not None and math.isfinite(y)]
-    x0, x1, y0, y1 = left, pw - right, top, ph - bottom
-    cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
-    if not pts:
-        _text(img, "n/a", ((x0 + x1) // 2 - 10, (y0 + y1) // 2))
-        return img
-    xlo, xhi = min(p[0] for p in pts), max(p[0] for p in pts)
-    ylo, yhi = min(p[1] for p in pts), max(p[1] for p in pts)
-    span = yhi - ylo or max(abs(yhi) * 0.1, 1e-3)
-    ylo, yhi = ylo - 0.08 * span, yhi + 0.08 * span
-
-    def px(x):
-        f = 0.5 if xhi == xlo else (x - xlo) / (xhi - xlo)
-        return int(round(x0 + 10 + f * (x1 - x0 - 20)))
-
-    def py(y):
-        return int(round(y1 - (y - ylo) / (yhi - ylo) * (y1 - y0)))
-    for v in _nice_ticks(ylo, yhi):
-        cv2.line(img, (x0 + 1, py(v)), (x1 - 1, py(v)), (230, 230, 230), 1)
-        cv2.line(img, (x0 - 4, py(v)), (x0, py(v)), BLACK, 1)
-        lab = f"{v:.4g}"
-        _text(img, lab, (x0 - 6 - _text_size(lab, 0.35)[0], py(v) + 4), scale=0.35)
-    step = max(1, math.ceil((xhi - xlo + 1) / 10))
-    for v in range(int(xlo), int(xhi) + 1, step):
-        cv2.line(img, (px(v), y1), (px(v), y1 + 4), BLACK, 1)
-        _text(img, str(v), (px(v) - 4, y1 + 16), scale=0.35)
-    _text(img, "frame index", ((x0 + x1) // 2 - 35, ph - 4), scale=0.4)
-    for name, colour, p in series:
-        good = [(px(x), py(y)) for x, y in p if y is not None and math.isfinite(y)]
-        for a, b in zip(good, good[1:]):
-            cv2.line(img, a, b, colour, 2, cv2.LINE_AA)
-        for q in good:
-            cv2.circle(img, q, 3, colour, -1, cv2.LINE_AA)
-    return img
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(float(v))
 
 
-def plot_metrics_by_index(series, path,
-                          metrics=(("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))):
-    """series: {name: per_index list of dicts (MetricAccumulator.summary()['per_index'])}
-    -> a PNG with one panel per metric, one line per series. Returns the (H, W, 3) image."""
-    panels = []
-    for key, title in metrics:
-        lines = [(name, COLOURS[k % len(COLOURS)],
-                  [(e.get("index", i), e.get(key)) for i, e in enumerate(per)])
-                 for k, (name, per) in enumerate(series.items())]
-        panels.append(_panel(title, lines))
-    img = np.concatenate(panels, axis=1)
+def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLike,
+                          metrics: Sequence[tuple[str, str]] = METRICS,
+                          panel_size: tuple[float, float] = (4.0, 3.2), dpi: int = 100) -> np.ndarray:
+    """Metric curves over the predicted-frame index, drawn with matplotlib (Agg, no display).
+
+    series: {name: per-index list of dicts}, e.g. {"model": summary["per_index"], "baseline":
+    ...} from MetricAccumulator.summary(); each dict holds "index" (else its list position) and
+    one value per metric key (None or NaN where not measured: that point is left out).
+    metrics: (key, panel title) pairs, one panel each, side by side.
+    Writes a PNG to `path` atomically and returns the same image, (H, W, 3) uint8 RGB with
+    H = panel_size[1] * dpi and W = len(metrics) * panel_size[0] * dpi (rounded).
+    """
+    if not metrics:
+        raise ValueError("plot_metrics_by_index needs at least one (key, title) metric")
+    # matplotlib is loaded only when a plot is drawn (test_met), not by every importer
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(panel_size[0] * len(metrics), panel_size[1]), dpi=dpi,
+                 layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(metrics), sharex=True, squeeze=False)[0]
+    colours = [f"C{k}" for k in range(len(series))]  # one colour per series in every panel
+    handles, indices = {}, set()
+    for ax, (key, title) in zip(axes, metrics):
+        for colour, (name, per) in zip(colours, series.items()):
+            pts = [(e.get("index", i), float(e[key])) for i, e in enumerate(per)
+                   if _finite(e.get(key))]
+            if pts:
+                xs, ys = zip(*pts)
+                indices.update(xs)
+                (handles[name],) = ax.plot(xs, ys, marker="o", markersize=4, color=colour,
+                                           label=name)
+        if not ax.lines:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="0.4",
+                    transform=ax.transAxes)
+            ax.set_yticks([])
+        ax.set_title(title)
+        ax.set_xlabel("predicted frame index")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if ax.lines:
+            ax.grid(True, color="0.9")
+    if len(indices) == 1:  # one frame index: one tick, not a fractional axis around it
+        (x,) = indices
+        axes[0].set_xlim(x - 1, x + 1)
+        axes[0].set_xticks([x])
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside upper center",
+                   ncol=len(handles), frameon=False)
+    canvas.draw()
+    img = np.ascontiguousarray(np.asarray(canvas.buffer_rgba())[..., :3])
     atomic_write_bytes(path, _png_bytes(img))
     return img
