@@ -1,6 +1,7 @@
 """DataLoaders for training and testing."""
 import random
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -17,11 +18,7 @@ def seed_worker(worker_id):
     seed = torch.initial_seed() % 2 ** 32
     np.random.seed(seed)
     random.seed(seed)
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except Exception:
-        pass
+    cv2.setNumThreads(1)
     warm_up()  # no-op when inherited from the parent process
 
 

@@ -7,9 +7,13 @@ import numpy as np
 from .errors import DataError
 
 
+TIMES_SUFFIX = ".times.npy"  # <name>.times.npy: the frame times (seconds) of clip <name>.npy
+
+
 def list_clips(folder):
-    """Sorted paths of the .npy files in `folder`."""
-    return sorted(glob.glob(os.path.join(glob.escape(folder), "*.npy")))
+    """Sorted paths of the clip files (.npy) in `folder`; frame-time files (*.times.npy) are not clips."""
+    return sorted(p for p in glob.glob(os.path.join(glob.escape(folder), "*.npy"))
+                  if not p.endswith(TIMES_SUFFIX))
 
 
 def read_header(path):
@@ -22,7 +26,7 @@ def read_header(path):
             else:
                 shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
             offset = f.tell()
-    except Exception as exc:  # not an .npy file at all
+    except (OSError, ValueError, EOFError) as exc:  # not an .npy file at all
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
     if dtype.hasobject:
         raise DataError(f"{path}: holds Python objects, not a numeric video array")

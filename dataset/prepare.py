@@ -5,63 +5,133 @@
     python -m dataset.prepare mgif moving-gif          dataset/moving-gif
     python -m dataset.prepare hurricane ARRAYS.npy     dataset/Hurricane
     python -m dataset.prepare custom MY_VIDEOS         dataset/custom      [--size 128 --clip_len 0]
+                                               [--split_by video|clip --hold_frames]
     python -m dataset.prepare shapes                   dataset/shapes
 
-Output: DST/{train,test}/<name>.npy, one (T, H, W, 3) uint8 array per video (hurricane: the
-float sequences as given). Each file is written atomically; files already present are kept,
-so an interrupted run finishes when started again.
+Output: DST/{train,test}/<name>.npy, one (T, H, W, 3) uint8 array per video or clip (hurricane:
+the float sequences as given), and <name>.times.npy beside it, the frame times in seconds
+(float64), where the source has them (videos, GIFs). DST/prepare_report.json records, per
+source, the frames its container declares and the frames decoded, gaps, held frames, refused
+clips and the split. Each file is written atomically; files already present are kept, so an
+interrupted run finishes when started again.
+
+Videos with held frames (an AVI's zero-length chunks, timestamps that skip): a clip that would
+skip frames of the container's frame grid is refused, since its time would be compressed;
+--hold_frames repeats each held frame instead (a frame whose next timestamp is k frame
+intervals later appears k times), so the clip sits on the grid.
 """
 import argparse
+import json
 import os
 import sys
 from collections import Counter
 
 from dataloader.errors import DataError
+from dataloader.npyfiles import TIMES_SUFFIX
+from utils.atomic import atomic_write_json
 
 from . import sources
 from .atomic import save_npy
 from .sources import PrepareError
+from .splits import SPLIT_BY
+
+REPORT = "prepare_report.json"
+SHOWN = 20  # sources and skips printed; the report holds them all
 
 
 def run_items(items, dst, desc, progress=True):
-    """Convert every item; return a summary dict (written, present, skipped)."""
+    """Convert every item; return a summary dict (written, present, skipped, sources)."""
     from tqdm import tqdm
-    written, present, skipped = Counter(), Counter(), []
+    written, present, skipped, entries = Counter(), Counter(), [], []
     for item in tqdm(items, desc=desc, unit="video", disable=not progress):
         names = item.names
         if names is not None and all(os.path.exists(_out(dst, item.split, n)) for n in names):
             present[item.split] += len(names)
+            entries.append({"source": item.source, "status": "present", "split": item.split,
+                            "present": names})
             continue
         try:
-            outputs = item.load()
+            loaded = item.load()
         except sources.SkipItem as exc:
             skipped.append((item.source, str(exc)))
+            entries.append({"source": item.source, "status": "skipped", "reason": str(exc), **exc.report})
             continue
-        for name, array in outputs:
-            path = _out(dst, item.split, name)
+        entry = {"source": item.source, "status": "converted", **loaded.report,
+                 "written": {}, "present": {}}
+        for out in loaded.outputs:
+            path = _out(dst, out.split, out.name)
             if os.path.exists(path):
-                present[item.split] += 1
+                present[out.split] += 1
+                entry["present"].setdefault(out.split, []).append(out.name)
                 continue
-            save_npy(path, array)
-            written[item.split] += 1
-    return {"written": written, "present": present, "skipped": skipped}
+            if out.times is not None:  # first, so that a clip file present has its times
+                save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
+            save_npy(path, out.array)
+            written[out.split] += 1
+            entry["written"].setdefault(out.split, []).append(out.name)
+        entries.append(entry)
+    return {"written": written, "present": present, "skipped": skipped, "sources": entries}
 
 
 def _out(dst, split, name):
     return os.path.join(dst, split, name + ".npy")
 
 
+def _frames_line(e):
+    """One source's frames, for the printed summary."""
+    if "decoded" not in e or e.get("decoder") == "npy":
+        return None
+    if e["decoder"] == "images":
+        line = f"{e['decoded']} images"
+    elif e.get("declared") is None:
+        line = f"{e['decoder']}: {e['decoded']} frames decoded (the container declares no count)"
+    else:
+        line = f"{e['decoder']}: {e['declared']} frames declared, {e['decoded']} decoded"
+    if e.get("rate"):
+        line += f", {e['on_grid']} on the {e['rate']:g} fps grid"
+    if e.get("gap"):
+        line += f"; GAP: {e['missing']} missing ({100 * e['missing'] / max(e['on_grid'], 1):.1f}%)"
+    elif e.get("missing"):
+        line += f"; {e['missing']} missing"
+    if e.get("duplicates"):
+        line += f"; {e['duplicates']} duplicate timestamps"
+    if e.get("held"):
+        line += f"; --hold_frames repeated {e['held']}"
+    if e.get("refused"):
+        line += f"; {e['refused']} of {e['clips']} clips refused (they skip frames: --hold_frames)"
+    if e.get("variable_durations"):
+        line += "; frames last unequally (GIF durations, kept in the times file)"
+    if e.get("fallback"):
+        line += f"; {e['fallback']}"
+    return line
+
+
+def _flagged(e):
+    return bool(e.get("gap") or e.get("refused") or e.get("fallback") or e.get("duplicates")
+                or e.get("variable_durations"))
+
+
 def report(name, dst, summary, out=None):
-    """Print what was written and skipped; refuse a run that produced nothing usable."""
+    """Print what was written and skipped, per source what was decoded; refuse a run that
+    produced nothing usable."""
     out = out or sys.stdout
     w, p, s = summary["written"], summary["present"], summary["skipped"]
     print(f"prepare {name}: wrote {sum(w.values())} (train {w['train']}, test {w['test']}), "
           f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), "
           f"skipped {len(s)}", file=out)
-    for source, reason in s[:20]:
+    entries = [e for e in summary.get("sources", []) if _frames_line(e)]
+    shown = entries if len(entries) <= SHOWN else [e for e in entries if _flagged(e)][:SHOWN]
+    for e in shown:
+        print(f"  {e['source']}: {_frames_line(e)}", file=out)
+    gaps = sum(1 for e in entries if e.get("gap"))
+    if len(entries) > len(shown) or gaps:
+        print(f"  {len(entries)} sources decoded, {gaps} with gaps (> 1% of the grid's frames missing)"
+              + (f"; every source in {os.path.join(dst, REPORT)}" if len(entries) > len(shown) else ""),
+              file=out)
+    for source, reason in s[:SHOWN]:
         print(f"  skipped {source}: {reason}", file=out)
-    if len(s) > 20:
-        print(f"  ... and {len(s) - 20} more", file=out)
+    if len(s) > SHOWN:
+        print(f"  ... and {len(s) - SHOWN} more", file=out)
     total = Counter(w) + Counter(p)
     if not total:
         raise PrepareError(f"nothing could be converted ({len(s)} sources skipped)")
@@ -70,6 +140,53 @@ def report(name, dst, summary, out=None):
             print(f"warning: the {split} split is empty", file=out)
     print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}", file=out)
     print(f"use it with: {usage_hint(name, dst)}", file=out)
+
+
+def _options(args):
+    return {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
+
+
+def _read_report(dst):
+    """The report of an earlier run into dst, or None; one that cannot be read is said so."""
+    path = os.path.join(dst, REPORT)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        print(f"warning: {path} cannot be read ({exc}); it is replaced")
+        return None
+
+
+def _warn_changed_options(previous, options, dst):
+    """Files already present are kept: say so when they were made with other options."""
+    if not previous or previous.get("options") == options:
+        return
+    old = previous.get("options", {})
+    diffs = [f"--{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v]
+    if diffs:
+        print(f"warning: {dst} was prepared with other options ({', '.join(diffs)}); the files "
+              "already there are kept as they are (delete the folder to redo them)")
+
+
+def write_report(dst, name, options, summary, split, previous=None):
+    """DST/prepare_report.json (atomically): per source what was decoded and written, the split.
+    Sources whose files were all present keep what an earlier run recorded of them."""
+    before = {e["source"]: e for e in (previous or {}).get("sources", []) if "source" in e}
+    entries = []
+    for e in summary["sources"]:
+        if e["status"] == "present" and e["source"] in before:
+            e = {**before[e["source"]], "status": "present", "present": e["present"]}
+        entries.append(e)
+    w, p = summary["written"], summary["present"]
+    atomic_write_json(os.path.join(dst, REPORT), {
+        "preparation": name, "options": options,
+        "written": {"train": w["train"], "test": w["test"]},
+        "present": {"train": p["train"], "test": p["test"]},
+        "skipped": len(summary["skipped"]),
+        "split": split if split is not None else (previous or {}).get("split"),
+        "sources": entries})
 
 
 def usage_hint(name, dst):
@@ -100,21 +217,36 @@ def _parser():
                            help="frame size in pixels (0: keep the source's)")
         if ratio is not None:
             q.add_argument("--test_ratio", type=float, default=ratio,
-                           help="share of test videos when the source has no split")
+                           help="share of test videos (of test clips with --split_by) when the "
+                                "source has no split")
             q.add_argument("--seed", type=int, default=0, help="seed of that split")
         return q
+
+    def clips(q):
+        q.add_argument("--clip_len", type=int, default=0,
+                       help="cut videos into clips of this many frames (0: whole videos)")
+        q.add_argument("--split_by", choices=SPLIT_BY, default=None,
+                       help="without train/ and test/ folders: whole videos go to test, chosen so "
+                            "that the test share of clips is closest to --test_ratio (video, the "
+                            "default), or the last ceil(test_ratio x clips) clips of every video (clip)")
+
+    def hold(q):
+        q.add_argument("--hold_frames", action="store_true",
+                       help="repeat held frames so that clips sit on the container's frame grid "
+                            "(without it, clips that skip frames of the grid are refused)")
 
     q = add("kth", "KTH action zips (or unzipped .avi folders, or a {train,test}/*.npy layout)")
     q.add_argument("--split", choices=("default", "svg"), default="default",
                    help="persons 1-16 train / 17-25 test (default, PredRNN), or 1-20 / 21-25 (svg)")
+    hold(q)
     q = add("penn", "Penn Action: frames/<id>/*.jpg and labels/<id>.mat", size=128, ratio=0.46)
     q.add_argument("--split_file", default=None,
                    help="text file of '<id> train|test' lines (else the labels' train flag)")
-    add("mgif", "Moving GIF: .gif files (train/ and test/ subfolders kept)", size=0, ratio=0.1)
+    clips(add("mgif", "Moving GIF: .gif files (train/ and test/ subfolders kept)", size=0, ratio=0.1))
     add("hurricane", "arrays (N, T, H, W, C) in .npy files", ratio=0.1)
     q = add("custom", "any folder of videos (avi, mp4, gif, ...) or frame folders", size=128, ratio=0.1)
-    q.add_argument("--clip_len", type=int, default=0,
-                   help="cut videos into clips of this many frames (0: whole videos)")
+    clips(q)
+    hold(q)
     q = add("shapes", "generate the built-in moving-shapes data set")
     q.add_argument("--n_train", type=int, default=None)
     q.add_argument("--n_test", type=int, default=None)
@@ -134,6 +266,9 @@ def prepare(args):
         print(f"prepare shapes: {len(meta['train'])} train and {len(meta['test'])} test clips in {args.dst}")
         print(f"use it with: {usage_hint('shapes', args.dst)}")
         return None
+    if getattr(args, "clip_len", 0) < 0:
+        raise PrepareError(f"--clip_len {args.clip_len}: give a number of frames, or 0 for whole videos")
+    split = None
     src = os.path.abspath(args.src)
     if not os.path.exists(src):
         raise PrepareError(f"source {args.src} does not exist")
@@ -141,16 +276,22 @@ def prepare(args):
         if sources.has_npy_layout(src) and os.path.abspath(args.dst) == src:
             print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
             return None
-        items = sources.kth_items(src, args.split)
+        items = sources.kth_items(src, args.split, args.hold_frames)
     elif args.name == "penn":
         items = sources.penn_items(src, args.size, args.split_file, args.test_ratio, args.seed)
     elif args.name == "mgif":
-        items = sources.mgif_items(src, args.size, args.test_ratio, args.seed)
+        items, split = sources.mgif_items(src, args.size, args.test_ratio, args.seed, args.clip_len,
+                                          args.split_by)
     elif args.name == "hurricane":
         items = sources.hurricane_items(src, args.test_ratio, args.seed)
     else:
-        items = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed)
+        items, split = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed,
+                                            args.split_by, args.hold_frames)
+    options = _options(args)
+    previous = _read_report(args.dst)
+    _warn_changed_options(previous, options, args.dst)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)
+    write_report(args.dst, args.name, options, summary, split, previous)
     report(args.name, args.dst, summary)
     return summary
 

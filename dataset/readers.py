@@ -1,6 +1,15 @@
-"""Reading videos, GIFs and frame folders into RGB uint8 arrays (T, H, W, 3)."""
-import os
+"""Reading videos, GIFs and frame folders into RGB uint8 frames (T, H, W, 3) with their times.
 
+Videos are decoded with PyAV, which gives each frame's presentation time (pts * time_base) and
+the container's declared frame count and rate; OpenCV reads a file only when PyAV cannot open
+it, and the Timeline says so (`fallback`). GIFs keep their per-frame durations as times; frame
+folders have no times.
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import av
 import cv2
 import numpy as np
 
@@ -10,10 +19,32 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class SkipItem(Exception):
-    """This source item cannot be converted; the reason is the message."""
+    """This source item cannot be converted; the reason is the message. `report`: what was
+    learnt of the source before it was given up (frames declared and decoded, ...)."""
+
+    def __init__(self, reason, report=None):
+        super().__init__(reason)
+        self.report = report or {}
 
 
-def _stack(frames, source):
+@dataclass
+class Timeline:
+    """When each decoded frame is shown, and the frame grid its container declares."""
+    decoded: int                   # frames decoded (or, from probe_any, frames the packets hold)
+    times: Optional[np.ndarray]    # (decoded,) float64 seconds; None: no timestamps (frame folders)
+    rate: Optional[float]          # the container's frame rate (1/s); None: no regular grid
+    declared: Optional[int]        # frames the container's header declares; None if it does not say
+    decoder: str                   # "pyav", "opencv", "pil" or "images"
+    fallback: Optional[str] = None  # why PyAV was not used, when it was not
+
+
+@dataclass
+class Decoded:
+    frames: np.ndarray             # (T, H, W, 3) uint8 RGB
+    timeline: Timeline
+
+
+def _stack(frames):
     if not frames:
         raise SkipItem("no frames could be decoded")
     first = frames[0].shape
@@ -23,12 +54,71 @@ def _stack(frames, source):
     return np.stack(frames)  # (T, H, W, 3)
 
 
-def read_video(path):
-    """A video file (OpenCV) -> (T, H, W, 3) uint8 RGB."""
+# --- video files: PyAV, OpenCV where PyAV cannot open the file ---
+
+def _open_pyav(path):
+    """(container, video stream), or (None, reason) when PyAV cannot open the file."""
+    try:
+        container = av.open(path)
+    except av.error.FFmpegError as exc:
+        return None, f"PyAV cannot open it ({exc})"
+    if not container.streams.video:
+        container.close()
+        return None, "PyAV finds no video stream in it"
+    return container, container.streams.video[0]
+
+
+def _stream_grid(stream):
+    """(declared frames or None, frame rate or None) from the stream's header."""
+    declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
+    rate = stream.guessed_rate or stream.average_rate
+    return declared, (float(rate) if rate and rate > 0 else None)
+
+
+def _rotate(arr, degrees):
+    """Apply the display rotation a phone stores in the stream (as OpenCV's reader does)."""
+    k = int(round((degrees or 0) / 90)) % 4
+    return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
+
+
+def _times_or_regular(times, rate):
+    """Decoded times, or (no pts at all) a regular grid from the first frame, marked as such."""
+    if times and all(t is not None for t in times):
+        return np.asarray(times, dtype=np.float64), None
+    if rate is None:
+        return None, "the frames carry no timestamps and the container no frame rate"
+    first = next((t for t in times if t is not None), 0.0)
+    return first + np.arange(len(times), dtype=np.float64) / rate, \
+        "some frames carry no timestamp: the regular grid is assumed"
+
+
+def decode_video(path) -> Decoded:
+    """A video file -> frames (T, H, W, 3) uint8 RGB and their Timeline."""
+    container, stream = _open_pyav(path)
+    if container is None:
+        return _decode_opencv(path, reason=stream)
+    declared, rate = _stream_grid(stream)
+    stream.thread_type = "AUTO"
+    frames, times = [], []
+    try:
+        for frame in container.decode(stream):
+            frames.append(_rotate(frame.to_ndarray(format="rgb24"), frame.rotation))
+            times.append(frame.time)
+    except av.error.FFmpegError as exc:
+        raise SkipItem(f"PyAV stopped decoding after {len(frames)} frames ({exc})") from None
+    finally:
+        container.close()
+    arr = _stack(frames)
+    t, note = _times_or_regular(times, rate)
+    return Decoded(arr, Timeline(len(arr), t, rate, declared, "pyav", note))
+
+
+def _decode_opencv(path, reason):
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
-        raise SkipItem("OpenCV cannot open it")
-    frames = []
+        raise SkipItem(f"{reason}, and OpenCV cannot open it either")
+    count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    frames, times = [], []
     try:
         while True:
             ok, frame = cap.read()
@@ -37,20 +127,73 @@ def read_video(path):
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
             frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
     finally:
         cap.release()
-    return _stack(frames, path)
+    arr = _stack(frames)
+    rate = float(fps) if fps and fps > 0 else None
+    declared = int(count) if count and count > 0 else None
+    return Decoded(arr, Timeline(len(arr), np.asarray(times, dtype=np.float64), rate, declared,
+                                 "opencv", f"{reason}: read with OpenCV"))
 
 
-def read_gif(path):
-    """A GIF -> (T, H, W, 3) uint8 RGB (every frame composed, as PIL shows it)."""
+def probe_video(path) -> Timeline:
+    """The Timeline of a video from its packets, without decoding (frame counts for a split)."""
+    container, stream = _open_pyav(path)
+    if container is None:
+        cap = cv2.VideoCapture(path)
+        count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+        cap.release()
+        n = max(int(count), 0) if count else 0
+        rate = float(fps) if fps and fps > 0 else None
+        return Timeline(n, None, rate, n or None, "opencv", f"{stream}: OpenCV's frame count")
+    declared, rate = _stream_grid(stream)
+    try:
+        pts = sorted(float(p.pts * p.time_base) for p in container.demux(stream)
+                     if p.size and p.pts is not None)
+    except av.error.FFmpegError as exc:
+        raise SkipItem(f"PyAV cannot read its packets ({exc})") from None
+    finally:
+        container.close()
+    return Timeline(len(pts), np.asarray(pts, dtype=np.float64) if pts else None, rate, declared, "pyav")
+
+
+# --- GIFs and frame folders ---
+
+_PIL_ERRORS = (OSError, ValueError, EOFError)  # PIL.UnidentifiedImageError is an OSError
+
+
+def _gif_times(durations):
+    if any(d is None for d in durations):
+        return None
+    return np.concatenate([[0.0], np.cumsum(durations[:-1], dtype=np.float64)]) / 1000.0
+
+
+def decode_gif(path) -> Decoded:
+    """A GIF -> frames (T, H, W, 3) uint8 RGB (every frame composed, as PIL shows it), its
+    per-frame durations as times (no frame grid: rate None)."""
     from PIL import Image, ImageSequence
     try:
         with Image.open(path) as im:
-            frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)]
-    except Exception as exc:
+            declared = int(getattr(im, "n_frames", 1))
+            frames, durations = [], []
+            for f in ImageSequence.Iterator(im):
+                frames.append(np.asarray(f.convert("RGB")))
+                durations.append(f.info.get("duration"))
+    except _PIL_ERRORS as exc:
         raise SkipItem(f"not a readable GIF ({exc})") from None
-    return _stack(frames, path)
+    arr = _stack(frames)
+    return Decoded(arr, Timeline(len(arr), _gif_times(durations), None, declared, "pil"))
+
+
+def probe_gif(path) -> Timeline:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            n = int(getattr(im, "n_frames", 1))
+    except _PIL_ERRORS as exc:
+        raise SkipItem(f"not a readable GIF ({exc})") from None
+    return Timeline(n, None, None, n, "pil")
 
 
 def image_files(folder):
@@ -59,24 +202,40 @@ def image_files(folder):
                   if n.lower().endswith(IMAGE_EXTS) and not n.startswith("."))
 
 
-def read_frame_folder(folder):
-    """A folder of images (sorted by name) -> (T, H, W, 3) uint8 RGB."""
+def decode_frame_folder(folder) -> Decoded:
+    """A folder of images (sorted by name) -> frames (T, H, W, 3) uint8 RGB, no times."""
     frames = []
     for path in image_files(folder):
         img = cv2.imread(path, cv2.IMREAD_COLOR)
         if img is None:
             raise SkipItem(f"unreadable image {os.path.basename(path)}")
         frames.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-    return _stack(frames, folder)
+    arr = _stack(frames)
+    return Decoded(arr, Timeline(len(arr), None, None, None, "images"))
+
+
+def decode_any(path) -> Decoded:
+    """Video file, GIF or frame folder -> frames (T, H, W, 3) uint8 RGB and their Timeline."""
+    if os.path.isdir(path):
+        return decode_frame_folder(path)
+    if path.lower().endswith(GIF_EXTS):
+        return decode_gif(path)
+    return decode_video(path)
+
+
+def probe_any(path) -> Timeline:
+    """The Timeline of a source without decoding its frames (SkipItem if it cannot be read)."""
+    if os.path.isdir(path):
+        n = len(image_files(path))
+        return Timeline(n, None, None, None, "images")
+    if path.lower().endswith(GIF_EXTS):
+        return probe_gif(path)
+    return probe_video(path)
 
 
 def read_any(path):
-    """Video file, GIF or frame folder -> (T, H, W, 3) uint8 RGB."""
-    if os.path.isdir(path):
-        return read_frame_folder(path)
-    if path.lower().endswith(GIF_EXTS):
-        return read_gif(path)
-    return read_video(path)
+    """Video file, GIF or frame folder -> (T, H, W, 3) uint8 RGB (the frames alone)."""
+    return decode_any(path).frames
 
 
 def resize_shorter(frames, size):

@@ -2,6 +2,7 @@
 import os
 import re
 import shutil
+import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -10,9 +11,12 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from dataloader.errors import DataError
+from dataloader.npyfiles import TIMES_SUFFIX, list_clips
 
-from .readers import (GIF_EXTS, VIDEO_EXTS, SkipItem, image_files, read_any, read_gif,
-                      read_video, resize_shorter, square)
+from .readers import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_any, decode_frame_folder,
+                      decode_video, image_files, probe_any, resize_shorter, square)
+from .splits import clip_test_count, describe, plan, seeded_split
+from .timing import check, cut_clips, frame_sequence, has_grid, sequence_length, usable
 
 KTH_NAME = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
 KTH_TRAIN_PERSONS = {"default": 16, "svg": 20}  # persons 1..N train, N+1..25 test
@@ -23,12 +27,27 @@ class PrepareError(DataError):
 
 
 @dataclass
+class Output:
+    """One file to write: DST/<split>/<name>.npy, and <name>.times.npy when times are known."""
+    split: str
+    name: str
+    array: np.ndarray               # (T, H, W, 3) uint8 (hurricane: float32 (T, H, W, C))
+    times: Optional[np.ndarray] = None  # (T,) float64 seconds
+
+
+@dataclass
+class Loaded:
+    outputs: List[Output]
+    report: dict                    # what the source held: decoder, frames declared/decoded, gaps
+
+
+@dataclass
 class Item:
-    """One source video. load() -> [(output name, array)]; names: outputs if known in advance."""
+    """One source video. load() -> Loaded; names: its outputs (all in `split`) if known in advance."""
     split: str
     source: str
     names: Optional[List[str]]
-    load: Callable[[], list]
+    load: Callable[[], Loaded]
 
 
 def _skip(split, source, reason):
@@ -41,33 +60,83 @@ def _safe(name):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "video"
 
 
-def seeded_split(names, test_ratio, seed):
-    """{name: 'train' | 'test'}: a seeded random share `test_ratio` goes to test."""
-    names = sorted(names)
-    n_test = int(round(len(names) * test_ratio))
-    if test_ratio > 0 and len(names) >= 2:
-        n_test = min(max(n_test, 1), len(names) - 1)
-    order = np.random.default_rng(seed).permutation(len(names))
-    test = {names[i] for i in order[:n_test]}
-    return {n: "test" if n in test else "train" for n in names}
+def one_split(split):
+    """split_of for a video whose clips all go to `split`."""
+    return lambda n: [split] * n
+
+
+def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loaded:
+    """The clips of a decoded video, its report, and the refusal of clips that would compress
+    time (they skip places of the container's frame grid; --hold_frames repeats held frames).
+
+    prep: frames (T, H, W, 3) -> resized frames; split_of(n usable clips) -> their splits.
+    """
+    tl = decoded.timeline
+    report = {"decoder": tl.decoder, **check(tl)}
+    if tl.fallback:
+        report["fallback"] = tl.fallback
+    index = frame_sequence(tl, hold)[0]
+    if hold:
+        if has_grid(tl):
+            report["held"] = int(len(index) - len(np.unique(index)))  # repeated frames added
+            report["dropped_duplicates"] = int(tl.decoded - len(np.unique(index)))
+        else:
+            report["hold_frames"] = "not applied: no frame grid (GIF or frame folder)"
+    clips = cut_clips(tl, clip_len, hold)
+    if not clips:
+        raise SkipItem(f"{len(index)} frames, shorter than --clip_len {clip_len}", report)
+    keep = usable(clips, hold)
+    report.update(clips=len(clips), refused=len(clips) - len(keep))
+    if len(keep) < len(clips):
+        what = f"{len(clips) - len(keep)} of {len(clips)} clips skip" if clip_len else "the video skips"
+        report["refused_reason"] = (
+            f"{what} frames of the {tl.rate:g} fps grid ({report['missing']} of {report['on_grid']} "
+            "frames missing: held frames?); they are not written, since their time would be "
+            "compressed: --hold_frames repeats held frames instead")
+        if not keep:
+            raise SkipItem(report["refused_reason"], report)
+    frames = prep(decoded.frames)
+    outputs = [Output(split, f"{name}_{c.k:04d}" if clip_len else name, frames[c.index], c.times)
+               for c, split in zip(keep, split_of(len(keep)))]
+    return Loaded(outputs, report)
 
 
 # --- an existing {train,test}/*.npy layout (e.g. the Vid-ODE authors' preprocessed archives) ---
 
 def has_npy_layout(src):
     return os.path.isdir(src) and any(
-        os.path.isdir(os.path.join(src, s)) and any(n.endswith(".npy") for n in os.listdir(os.path.join(src, s)))
-        for s in ("train", "test"))
+        os.path.isdir(os.path.join(src, s)) and list_clips(os.path.join(src, s)) for s in ("train", "test"))
+
+
+_NPY_ERRORS = (OSError, ValueError, EOFError)  # what np.load raises on a file that is no array
 
 
 def _checked_npy(path):
     try:
         arr = np.load(path)
-    except Exception as exc:
+    except _NPY_ERRORS as exc:
         raise SkipItem(f"not a readable .npy file ({exc})") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise SkipItem(f"expected uint8 frames (T, H, W, 3), got {arr.dtype} {arr.shape}")
     return arr
+
+
+def _copied_npy(split, path, stem):
+    arr = _checked_npy(path)
+    times_path = path[:-len(".npy")] + TIMES_SUFFIX
+    times = _checked_times(times_path, len(arr)) if os.path.exists(times_path) else None
+    return Loaded([Output(split, stem, arr, times)],
+                  {"decoder": "npy", "decoded": len(arr), "times": times is not None})
+
+
+def _checked_times(path, n):
+    try:
+        times = np.load(path)
+    except _NPY_ERRORS as exc:
+        raise SkipItem(f"{os.path.basename(path)}: not a readable .npy file ({exc})") from None
+    if times.shape != (n,):
+        raise SkipItem(f"{os.path.basename(path)}: shape {times.shape}, expected ({n},) frame times")
+    return times.astype(np.float64)
 
 
 def npy_layout_items(src):
@@ -76,16 +145,15 @@ def npy_layout_items(src):
         folder = os.path.join(src, split)
         if not os.path.isdir(folder):
             continue
-        for n in sorted(os.listdir(folder)):
-            if n.endswith(".npy"):
-                path, stem = os.path.join(folder, n), n[:-4]
-                items.append(Item(split, path, [stem], lambda p=path, s=stem: [(s, _checked_npy(p))]))
+        for path in list_clips(folder):
+            stem = os.path.basename(path)[:-len(".npy")]
+            items.append(Item(split, path, [stem], lambda sp=split, p=path, s=stem: _copied_npy(sp, p, s)))
     return items
 
 
 # --- KTH ---
 
-def _kth_item(name, source, read, scheme):
+def _kth_item(name, source, decode, scheme, hold):
     m = KTH_NAME.search(name)
     if not m:
         return _skip("train", source, "name does not follow personNN_action_dN")
@@ -94,23 +162,24 @@ def _kth_item(name, source, read, scheme):
         return _skip("train", source, f"person {person} is not one of KTH's 25")
     split = "train" if person <= KTH_TRAIN_PERSONS[scheme] else "test"
     stem = f"person{person:02d}_{m.group(2).lower()}_d{m.group(3)}"
-    return Item(split, source, [stem], lambda: [(stem, read())])
+    return Item(split, source, [stem],
+                lambda: video_outputs(decode(), stem, lambda a: a, 0, hold, one_split(split)))
 
 
-def _zip_reader(zpath, member):
-    def read():
+def _zip_decoder(zpath, member):
+    def decode():
         tmp = tempfile.mkdtemp(prefix="kth-")
         try:
             out = os.path.join(tmp, "video.avi")
             with zipfile.ZipFile(zpath) as zf, zf.open(member) as f, open(out, "wb") as g:
                 shutil.copyfileobj(f, g)
-            return read_video(out)
+            return decode_video(out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return read
+    return decode
 
 
-def kth_items(src, scheme="default"):
+def kth_items(src, scheme="default", hold=False):
     """Per-action zips of .avi, folders of .avi, or an existing npy layout."""
     if has_npy_layout(src):
         return npy_layout_items(src)
@@ -123,7 +192,7 @@ def kth_items(src, scheme="default"):
         name = os.path.basename(path)
         if name not in seen:
             seen.add(name)
-            items.append(_kth_item(name, path, lambda p=path: read_video(p), scheme))
+            items.append(_kth_item(name, path, lambda p=path: decode_video(p), scheme, hold))
     for z in zips:
         try:
             with zipfile.ZipFile(z) as zf:
@@ -134,7 +203,7 @@ def kth_items(src, scheme="default"):
             name = os.path.basename(m)
             if name not in seen:
                 seen.add(name)
-                items.append(_kth_item(name, f"{z}:{m}", _zip_reader(z, m), scheme))
+                items.append(_kth_item(name, f"{z}:{m}", _zip_decoder(z, m), scheme, hold))
     if not items:
         raise PrepareError(f"{src}: no KTH videos found. Expected the per-action zip files "
                            "(walking.zip, jogging.zip, ...) or folders of personNN_action_dN_uncomp.avi, "
@@ -144,19 +213,30 @@ def kth_items(src, scheme="default"):
 
 # --- Penn Action ---
 
-def _penn_label_splits(label_dir, videos):
+def _penn_label_splits(label_dir, videos, out=None):
+    """({video: split} from labels/<id>.mat's train flag, {video: why it has none}); every file
+    that cannot be read is printed with the reason."""
     from scipy.io import loadmat
-    splits = {}
+    from scipy.io.matlab import MatReadError
+    out = out or sys.stdout
+    splits, missing = {}, {}
     for v in videos:
         path = os.path.join(label_dir, v + ".mat")
         if not os.path.exists(path):
+            missing[v] = "no label file"
             continue
         try:
             flag = int(np.ravel(loadmat(path)["train"])[0])
-        except Exception:
+        except KeyError:
+            reason = "it has no 'train' field"
+        except (MatReadError, OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            splits[v] = "train" if flag == 1 else "test"
             continue
-        splits[v] = "train" if flag == 1 else "test"
-    return splits
+        missing[v] = f"{path}: {reason}"
+        print(f"penn: cannot read the train flag of {path} ({reason})", file=out)
+    return splits, missing
 
 
 def _read_split_file(path):
@@ -184,14 +264,18 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
                            "(and Penn_Action/labels/0001.mat for the official split)")
     if split_file:
         splits = _read_split_file(split_file)
+        why = {v: "--split_file" for v in splits}
     else:
         label_dir = os.path.join(src, "labels")
-        splits = _penn_label_splits(label_dir, videos) if os.path.isdir(label_dir) else {}
+        splits, missing = (_penn_label_splits(label_dir, videos) if os.path.isdir(label_dir)
+                           else ({}, {v: "no labels folder" for v in videos}))
+        why = {v: "label" for v in splits}
         rest = [v for v in videos if v not in splits]
         if rest:
             print(f"penn: no readable train flag for {len(rest)} of {len(videos)} videos: "
                   f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
             splits.update(seeded_split(rest, test_ratio, seed))
+            why.update({v: f"seeded ({missing[v]})" for v in rest})
     items = []
     for v in videos:
         folder = os.path.join(frames, v)
@@ -199,8 +283,15 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
             items.append(_skip("train", folder, "not listed in --split_file"))
             continue
         items.append(Item(splits[v], folder, [_safe(v)],
-                          lambda f=folder, n=_safe(v): [(n, resize_shorter(read_any(f), size))]))
+                          lambda f=folder, n=_safe(v), sp=splits[v], w=why[v]: _penn_video(f, n, sp, w, size)))
     return items
+
+
+def _penn_video(folder, name, split, why, size):
+    loaded = video_outputs(decode_frame_folder(folder), name, lambda a: resize_shorter(a, size), 0,
+                           False, one_split(split))
+    loaded.report["split_from"] = why
+    return loaded
 
 
 # --- Moving GIF, custom footage ---
@@ -225,73 +316,120 @@ def _name(path, base):
     return _safe(stem.replace(os.sep, "__"))
 
 
-def _split_media(src, find, test_ratio, seed):
-    """[(split, path, name)]: train/ and test/ subfolders kept, else a seeded split."""
-    if any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test")):
-        out = []
+def _split_folders(src):
+    return any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test"))
+
+
+def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, out=None):
+    """(items, split record or None) for the media under src: train/ and test/ subfolders kept,
+    else split by video or by clip (see dataset.splits), with the table printed."""
+    out = out or sys.stdout
+    if _split_folders(src):
+        if split_by:
+            print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
+                  "does not apply", file=out)
+        items = []
         for split in ("train", "test"):
             base = os.path.join(src, split)
             if os.path.isdir(base):
-                out += [(split, p, _name(p, base)) for p in find(base)]
-        return out
-    found = find(src)
-    names = {_name(p, src): p for p in found}
-    splits = seeded_split(list(names), test_ratio, seed)
-    return [(splits[n], p, n) for n, p in sorted(names.items())]
+                items += [_media_item(split, p, _name(p, base), prep, clip_len, hold, one_split(split))
+                          for p in find(base)]
+        return items, None
+    by = split_by or "video"
+    if by == "clip" and not clip_len:
+        raise PrepareError("--split_by clip puts the last clips of every video in test: give "
+                           "--clip_len N to cut the videos into clips (or use --split_by video)")
+    names = {_name(p, src): p for p in find(src)}
+    videos = []
+    for n, p in sorted(names.items()):
+        try:
+            tl = probe_any(p)
+        except SkipItem:  # reported when the item is converted
+            videos.append((n, 0, 0))
+            continue
+        videos.append((n, sequence_length(tl, hold), len(usable(cut_clips(tl, clip_len, hold), hold))))
+    if not videos:
+        return [], None
+    test_clips = plan(videos, by, test_ratio, seed)
+    record = describe(videos, test_clips, by, test_ratio, seed, clip_len, out=out)
+    items = []
+    for n, _, _ in videos:
+        if by == "clip":
+            items.append(_media_item("train+test", names[n], n, prep, clip_len, hold, _last_to_test(test_ratio)))
+        else:
+            split = "test" if test_clips[n] else "train"
+            items.append(_media_item(split, names[n], n, prep, clip_len, hold, one_split(split)))
+    return items, record
 
 
-def mgif_items(src, size=0, test_ratio=0.1, seed=0):
+def _last_to_test(test_ratio):
+    def split_of(n):
+        k = clip_test_count(n, test_ratio)
+        return ["train"] * (n - k) + ["test"] * k
+    return split_of
+
+
+def _media_item(split, path, name, prep, clip_len, hold, split_of):
+    return Item(split, path, None if clip_len else [name],
+                lambda: video_outputs(decode_any(path), name, prep, clip_len, hold, split_of))
+
+
+def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
+    """(items, split record or None): .gif files, train/ and test/ subfolders kept."""
     if has_npy_layout(src):
-        return npy_layout_items(src)
-    media = _split_media(src, lambda d: _media(d, with_videos=False, with_folders=False),
-                         test_ratio, seed)
-    if not media:
+        return npy_layout_items(src), None
+    items, record = _media_items(src, lambda d: _media(d, with_videos=False, with_folders=False),
+                                 lambda a: resize_shorter(a, size), clip_len, test_ratio, seed,
+                                 split_by, hold=False)
+    if not items:
         raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)")
-    return [Item(split, p, [n], lambda p=p, n=n: [(n, resize_shorter(read_gif(p), size))])
-            for split, p, n in media]
+    return items, record
 
 
-def _chunks(name, frames, clip_len):
-    if not clip_len:
-        return [(name, frames)]
-    n = len(frames) // clip_len
-    if not n:
-        raise SkipItem(f"{len(frames)} frames, shorter than --clip_len {clip_len}")
-    return [(f"{name}_{k:04d}", frames[k * clip_len:(k + 1) * clip_len]) for k in range(n)]
-
-
-def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0):
+def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=None, hold=False):
+    """(items, split record or None): videos, GIFs and frame folders under src."""
     if has_npy_layout(src):
-        return npy_layout_items(src)
+        return npy_layout_items(src), None
     if os.path.isfile(src):
         raise PrepareError(f"{src}: give a folder of videos (avi, mp4, gif, ...) or of frame folders")
-    media = _split_media(src, _media, test_ratio, seed)
-    if not media:
+    items, record = _media_items(src, _media, lambda a: square(a, size), clip_len, test_ratio, seed,
+                                 split_by, hold)
+    if not items:
         raise PrepareError(f"{src}: no videos ({', '.join(VIDEO_EXTS + GIF_EXTS)}) "
                            "and no folders of frames (jpg, png, bmp)")
-    return [Item(split, p, None if clip_len else [n],
-                 lambda p=p, n=n: _chunks(n, square(read_any(p), size), clip_len))
-            for split, p, n in media]
+    return items, record
 
 
 # --- Hurricane ---
 
-def _split_token(path):
-    low = path.lower()
-    return "test" if "test" in low else "train" if "train" in low else None
+_SPLITS = ("train", "test")
+
+
+def _split_token(rel):
+    """'train' | 'test' | None from a relative path: a word of the file name (split at anything
+    but letters: hurricane_test_2005.npy), else the nearest folder named exactly train or test."""
+    parts = rel.lower().split(os.sep)
+    words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & set(_SPLITS)
+    if len(words) == 2:
+        raise PrepareError(f"{rel}: the file name says both train and test; rename it")
+    if words:
+        return words.pop()
+    return next((d for d in reversed(parts[:-1]) if d in _SPLITS), None)
 
 
 def hurricane_items(src, test_ratio=0.1, seed=0):
-    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence."""
+    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence. The split:
+    train/test in the path (_split_token), else a seeded split of the sequences."""
     files = [src] if os.path.isfile(src) else [
-        os.path.join(d, n) for d, _, fs in sorted(os.walk(src)) for n in sorted(fs) if n.endswith(".npy")]
+        os.path.join(d, n) for d, _, fs in sorted(os.walk(src)) for n in sorted(fs)
+        if n.endswith(".npy") and not n.endswith(TIMES_SUFFIX)]
     if not files:
         raise PrepareError(f"{src}: no .npy arrays of shape (N, T, H, W, C)")
     seqs = []
     for path in files:
         try:
             arr = np.load(path, mmap_mode="r")
-        except Exception as exc:
+        except _NPY_ERRORS as exc:
             raise PrepareError(f"{path}: not a readable .npy array ({exc})") from None
         if arr.ndim == 4:
             arr = arr[None]
@@ -301,9 +439,17 @@ def hurricane_items(src, test_ratio=0.1, seed=0):
         rel = os.path.basename(path) if os.path.isfile(src) else os.path.relpath(path, src)
         stem = _safe(os.path.splitext(rel)[0].replace(os.sep, "__"))
         seqs += [(path, i, f"{stem}_{i:05d}", _split_token(rel)) for i in range(arr.shape[0])]
-    if all(s[3] is None for s in seqs):
-        splits = seeded_split([s[2] for s in seqs], test_ratio, seed)
-        seqs = [(p, i, n, splits[n]) for p, i, n, _ in seqs]
-    return [Item(split or "train", f"{p}[{i}]", [n],
-                 lambda p=p, i=i, n=n: [(n, np.asarray(np.load(p, mmap_mode="r")[i], dtype=np.float32))])
+    rest = [n for _, _, n, split in seqs if split is None]
+    if rest:
+        if len(rest) < len(seqs):
+            print(f"hurricane: {len(rest)} of {len(seqs)} sequences have no train/test in their path: "
+                  f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
+        seeded = seeded_split(rest, test_ratio, seed)
+        seqs = [(p, i, n, split or seeded[n]) for p, i, n, split in seqs]
+    return [Item(split, f"{p}[{i}]", [n], lambda p=p, i=i, n=n, split=split: _hurricane_seq(p, i, n, split))
             for p, i, n, split in seqs]
+
+
+def _hurricane_seq(path, i, name, split):
+    arr = np.asarray(np.load(path, mmap_mode="r")[i], dtype=np.float32)
+    return Loaded([Output(split, name, arr)], {"decoder": "npy", "decoded": len(arr)})

@@ -65,8 +65,9 @@ def make_jpeg_folder(folder, n=6, h=90, w=120, seed=0, ext=".jpg"):
 
 
 def listing(dst):
-    return {s: sorted(os.listdir(os.path.join(dst, s))) if os.path.isdir(os.path.join(dst, s)) else []
-            for s in ("train", "test")}
+    """The clip files of each split (their *.times.npy files aside)."""
+    return {s: sorted(n for n in os.listdir(os.path.join(dst, s)) if not n.endswith(".times.npy"))
+            if os.path.isdir(os.path.join(dst, s)) else [] for s in ("train", "test")}
 
 
 # --- KTH ---
@@ -135,7 +136,7 @@ def test_atomic_write_leaves_nothing_half_written(kth_src, tmp_path, monkeypatch
 
     def failing_save(f, arr, *a, **k):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == 3:  # the times file of the second video
             f.write(b"partial")
             raise KeyboardInterrupt
         return real_save(f, arr, *a, **k)
@@ -143,8 +144,11 @@ def test_atomic_write_leaves_nothing_half_written(kth_src, tmp_path, monkeypatch
     monkeypatch.setattr(np, "save", failing_save)
     with pytest.raises(KeyboardInterrupt):
         run("kth", str(kth_src), str(dst))
-    names = [n for s in ("train", "test") if (dst / s).is_dir() for n in os.listdir(dst / s)]
-    assert len(names) == 1 and names[0].endswith(".npy")  # the first file, complete; no temp file
+    names = sorted(n for s in ("train", "test") if (dst / s).is_dir() for n in os.listdir(dst / s))
+    # the first video's times and clip, complete; no temp file
+    assert len(names) == 2 and names[0].endswith(".npy") and names[1] == names[0][:-4] + ".times.npy"
+    for n in names:
+        np.load(dst / "test" / n)
     monkeypatch.setattr(np, "save", real_save)
     run("kth", str(kth_src), str(dst))
     assert sum(len(v) for v in listing(dst).values()) == 5
