@@ -8,7 +8,7 @@ t = frame / R, with R input frames per unit of model time, read off sampling.tim
     video); test_met's in-between frames k/S are input frames k + 0.5.
   - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
   - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_unit_time(opt).
+Ground truth of the shapes data: original frame = t * dataloader.shapes.frames_per_unit_time(opt).
 
 What the model can serve. The decoder ODE starts at the first time it is given and the
 decoder/warping chain runs over every requested time in order, so a denser grid means a longer
@@ -37,7 +37,7 @@ from dataloader import batch_to_device, build_test_loader, get_dataset
 from dataloader.transforms import KTH_CROP, transform_clip
 from runs import RunError, read_options
 from tester import blend_neighbours, last_observed, prepare_model
-from utils.atomic import atomic_write_json, atomic_write_with
+from utils.atomic import atomic_save_npy, atomic_write_json
 from utils.metrics import MetricAccumulator, load_lpips
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
@@ -248,7 +248,7 @@ def load_input(opt, ropt):
         except Exception as e:
             raise RunError(f"--input {spec}: not a readable .npy file ({e})") from None
     else:
-        from dataset.readers import SkipItem, read_any
+        from dataloader.video import SkipItem, read_any
         try:
             arr = read_any(str(path))
         except SkipItem as e:
@@ -269,7 +269,7 @@ def write_outputs(out, frames, mask, times, pred, extrap, info):
     (T', C, H, W) in [0, 1]; mask (N,) observed input frames."""
     out.mkdir(parents=True, exist_ok=True)
     arr = to_uint8_hwc(pred.clamp(0, 1))
-    atomic_write_with(out / "frames.npy", lambda f: np.save(f, arr))
+    atomic_save_npy(out / "frames.npy", arr)
     shows, show_t, show_obs = [pred], list(times), list(info["observed_time"])
     if extrap:  # the observed input frames, then the prediction
         idx = [i for i, o in enumerate(mask) if o > 0.5]
@@ -344,7 +344,7 @@ def time_sets(ropt, n, fps_factor, horizon=None):
 
 def shapes_truth(meta, clip_ids, times, ropt):
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    from dataset.shapes import frames_per_unit_time, render_clip
+    from dataloader.shapes import frames_per_unit_time, render_clip
     scale = frames_per_unit_time(ropt) / frames_per_unit(ropt)  # original frames per input frame
     orig = np.asarray(times, np.float64) * scale
     clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", ropt.input_size,
@@ -383,7 +383,7 @@ def eval_continuous(opt):
     ropt, model, ckpt, step, device = prepare_model(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
     loader = build_test_loader(ropt)
-    from dataset.shapes import load_meta
+    from dataloader.shapes import load_meta
     meta = load_meta(loader.dataset.root)
     file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     lpips_model = None if opt.no_lpips else load_lpips(device)

@@ -17,9 +17,9 @@ import sys
 from collections import Counter
 
 from dataloader.errors import DataError
+from utils.atomic import atomic_save_npy
 
 from . import sources
-from .atomic import save_npy
 from .sources import PrepareError
 
 
@@ -42,7 +42,7 @@ def run_items(items, dst, desc, progress=True):
             if os.path.exists(path):
                 present[item.split] += 1
                 continue
-            save_npy(path, array)
+            atomic_save_npy(path, array)
             written[item.split] += 1
     return {"written": written, "present": present, "skipped": skipped}
 
@@ -127,7 +127,7 @@ def _parser():
 def prepare(args):
     """Run one preparation from parsed arguments; returns the summary."""
     if args.name == "shapes":
-        from . import shapes
+        from dataloader import shapes
         kw = {k: getattr(args, k) for k in ("n_train", "n_test", "n_frames", "size", "seed")
               if getattr(args, k) is not None}
         meta = shapes.generate_shapes_dataset(args.dst, progress=not args.quiet, **kw)

@@ -10,9 +10,10 @@ from typing import Callable, List, Optional
 import numpy as np
 
 from dataloader.errors import DataError
+from dataloader.video import (GIF_EXTS, VIDEO_EXTS, SkipItem, image_files, read_any, read_gif,
+                              read_video)
 
-from .readers import (GIF_EXTS, VIDEO_EXTS, SkipItem, image_files, read_any, read_gif,
-                      read_video, resize_shorter, square)
+from .resize import resize_shorter_antialiased, square
 
 KTH_NAME = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
 KTH_TRAIN_PERSONS = {"default": 16, "svg": 20}  # persons 1..N train, N+1..25 test
@@ -199,7 +200,7 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
             items.append(_skip("train", folder, "not listed in --split_file"))
             continue
         items.append(Item(splits[v], folder, [_safe(v)],
-                          lambda f=folder, n=_safe(v): [(n, resize_shorter(read_any(f), size))]))
+                          lambda f=folder, n=_safe(v): [(n, resize_shorter_antialiased(read_any(f), size))]))
     return items
 
 
@@ -247,7 +248,7 @@ def mgif_items(src, size=0, test_ratio=0.1, seed=0):
                          test_ratio, seed)
     if not media:
         raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)")
-    return [Item(split, p, [n], lambda p=p, n=n: [(n, resize_shorter(read_gif(p), size))])
+    return [Item(split, p, [n], lambda p=p, n=n: [(n, resize_shorter_antialiased(read_gif(p), size))])
             for split, p, n in media]
 
 

@@ -12,7 +12,7 @@ if ROOT not in sys.path:
 
 import main  # noqa: E402
 from dataloader import build_loaders  # noqa: E402
-from dataset import shapes  # noqa: E402
+from dataloader import shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image
 import main
 from dataloader import build_test_loader, get_dataset, make_batch
 from dataloader.sampling import time_steps
-from dataset.shapes import generate_shapes_dataset, load_meta
+from dataloader.shapes import generate_shapes_dataset, load_meta
 from generator import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
 from runs import RunError
 from tester import Evaluator, prepare_model

@@ -1,5 +1,9 @@
-"""Reading videos, GIFs and frame folders into RGB uint8 arrays (T, H, W, 3)."""
+"""Decoding videos, GIFs and frame folders into RGB uint8 arrays (T, H, W, 3).
+
+Used by a run that reads a user's clip (generate --input clip.mp4) and by the offline
+preparation (dataset/sources.py), which resizes and cuts what it decodes here."""
 import os
+from typing import List
 
 import cv2
 import numpy as np
@@ -10,10 +14,11 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class SkipItem(Exception):
-    """This source item cannot be converted; the reason is the message."""
+    """An input that cannot be used (not decodable here; in preparation, also not fitting): the
+    reason is the message. Preparation skips the item; generate reports it as an error."""
 
 
-def _stack(frames, source):
+def _stack(frames: List[np.ndarray], source: str) -> np.ndarray:
     if not frames:
         raise SkipItem("no frames could be decoded")
     first = frames[0].shape
@@ -23,7 +28,7 @@ def _stack(frames, source):
     return np.stack(frames)  # (T, H, W, 3)
 
 
-def read_video(path):
+def read_video(path: str) -> np.ndarray:
     """A video file (OpenCV) -> (T, H, W, 3) uint8 RGB."""
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
@@ -42,7 +47,7 @@ def read_video(path):
     return _stack(frames, path)
 
 
-def read_gif(path):
+def read_gif(path: str) -> np.ndarray:
     """A GIF -> (T, H, W, 3) uint8 RGB (every frame composed, as PIL shows it)."""
     from PIL import Image, ImageSequence
     try:
@@ -53,13 +58,13 @@ def read_gif(path):
     return _stack(frames, path)
 
 
-def image_files(folder):
+def image_files(folder: str) -> List[str]:
     """Sorted image files directly inside `folder`."""
     return sorted(os.path.join(folder, n) for n in os.listdir(folder)
                   if n.lower().endswith(IMAGE_EXTS) and not n.startswith("."))
 
 
-def read_frame_folder(folder):
+def read_frame_folder(folder: str) -> np.ndarray:
     """A folder of images (sorted by name) -> (T, H, W, 3) uint8 RGB."""
     frames = []
     for path in image_files(folder):
@@ -70,7 +75,7 @@ def read_frame_folder(folder):
     return _stack(frames, folder)
 
 
-def read_any(path):
+def read_any(path: str) -> np.ndarray:
     """Video file, GIF or frame folder -> (T, H, W, 3) uint8 RGB."""
     if os.path.isdir(path):
         return read_frame_folder(path)
@@ -78,22 +83,3 @@ def read_any(path):
         return read_gif(path)
     return read_video(path)
 
-
-def resize_shorter(frames, size):
-    """Shorter side to `size`, aspect kept (area filter when shrinking); size 0 keeps frames."""
-    t, h, w = frames.shape[:3]
-    if not size or min(h, w) == size:
-        return frames
-    nh, nw = (size, int(round(size * w / h))) if h <= w else (int(round(size * h / w)), size)
-    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
-
-
-def square(frames, size):
-    """Centre crop to a square, then resize to size x size; size 0 keeps frames."""
-    if not size:
-        return frames
-    h, w = frames.shape[1:3]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return resize_shorter(frames[:, top:top + side, left:left + side], size)
