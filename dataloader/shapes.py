@@ -4,7 +4,8 @@ Each clip shows 2-3 coloured, textured shapes (circle, square, triangle) bouncin
 walls over a gradient background; some rotate, some pulse in size. Motion is closed-form in
 time (bouncing = a triangle wave of the free path), so `render_clip` draws any clip at any
 real-valued time: frame k of a stored clip is the rendering at time k * frame_dt, with
-time measured in frames (frame_dt = 1).
+time measured in frames (frame_dt = 1). A run's model time t is stored frame
+t * timeaxis.source_frames_per_unit(opt) of its window.
 
 Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta.json
 with every clip's parameters. A run generates it on first use (`ensure_shapes_dataset`);
@@ -226,8 +227,3 @@ def render_test_clip_at(root: str, clip_index: int, times_in_frames: ArrayLike, 
     meta = load_meta(root)
     return render_clip(meta[split][clip_index], times_in_frames, size or meta["size"])
 
-
-
-def frames_per_unit_time(opt):
-    """Frames per unit of model time in a window starting at frame 0 (frame = t * this)."""
-    return opt.window_size if opt.irregular else opt.sample_size
