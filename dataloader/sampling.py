@@ -45,8 +45,12 @@ def make_plan(opt: Namespace, split: str) -> Plan:
                 test_time=split == "test" and opt.phase != "train")
 
 
-def check_sizes(opt):
-    """Refuse sample/window sizes that the chosen mode cannot use."""
+def check_sizes(opt: Namespace) -> None:
+    """Refuse sample/window sizes that the chosen mode cannot use (DataError saying why).
+
+    The one check of --sample_size / --window_size: main.check_opt calls it at parse time, the
+    data sets again when they are built from options read back from a run.
+    """
     s, w = int(opt.sample_size), int(opt.window_size)
     if not opt.irregular:
         if s < 2 or s % 2:
