@@ -1,14 +1,14 @@
 """Continuous-time generation (phase generate) and the evaluation at unseen times (eval_continuous).
 
 Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
-1 the second, 0.5 half-way between them. The model's own time axis (docs/algorithm.md section 2) is
-t = frame / R, with R input frames per unit of model time, read off sampling.time_steps():
+1 the second, 0.5 half-way between them. The model's own time axis (docs/algorithm.md section 2, dataloader/timeaxis.py)
+is t = frame / R, with R = slots_per_unit(run options) input frames per unit of model time:
   - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
     at t = k/(S/2), so one input frame is one observed frame (two frames of the original
     video); test_met's in-between frames k/S are input frames k + 0.5.
   - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
   - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_unit_time(opt).
+Ground truth of the shapes data: original frame = t * timeaxis.source_frames_per_unit(opt).
 
 What the model can serve. The decoder ODE starts at the first time it is given and the
 decoder/warping chain runs over every requested time in order, so a denser grid means a longer
@@ -34,10 +34,11 @@ import numpy as np
 import torch
 
 from dataloader import batch_to_device, build_test_loader, get_dataset
+from dataloader.timeaxis import model_times, slots_per_unit, source_frames_per_unit
 from dataloader.transforms import KTH_CROP, transform_clip
 from runs import RunError, read_options
 from tester import blend_neighbours, last_observed, prepare_model
-from utils.atomic import atomic_write_json, atomic_write_with
+from utils.atomic import atomic_save_npy, atomic_write_json
 from utils.metrics import MetricAccumulator, load_lpips
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
@@ -47,22 +48,10 @@ EPS = 1e-6
 
 # ------------------------------------------------------------------ time axis
 
-def frames_per_unit(ropt):
-    """R: input frames per unit of the run's model time (see the module docstring)."""
-    if ropt.irregular:
-        return int(ropt.window_size)
-    return int(ropt.sample_size) if ropt.extrap else int(ropt.sample_size) // 2
-
-
 def predicted_frames(ropt):
     """Frames an extrapolation run was trained to predict after its observed half."""
     n = int(ropt.window_size if ropt.irregular else ropt.sample_size)
     return n - n // 2
-
-
-def model_times(frames, rate):
-    """Frame positions -> model times, float32 as time_steps() computes them (k / R)."""
-    return torch.tensor([float(f) for f in frames], dtype=torch.float32) / rate
 
 
 @torch.no_grad()
@@ -79,7 +68,7 @@ def synthesize(model, observed, mask, times, rate, extrap):
     solve = times if abs(times[0] - start) < EPS else [start] + times
     keep = torch.ones(b, len(solve), dtype=torch.bool)
     keep[:, :len(solve) - len(times)] = False  # (b, T_solve): the unrequested start is not decoded
-    obs_tp = torch.arange(n).float() / rate  # as time_steps(): k / R
+    obs_tp = model_times(range(n), rate)
     mask = mask.to(observed.dtype).reshape(b, n, 1)
     pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
                                        obs_tp, mask, keep)
@@ -248,7 +237,7 @@ def load_input(opt, ropt):
         except Exception as e:
             raise RunError(f"--input {spec}: not a readable .npy file ({e})") from None
     else:
-        from dataset.readers import SkipItem, read_any
+        from dataloader.video import SkipItem, read_any
         try:
             arr = read_any(str(path))
         except SkipItem as e:
@@ -269,7 +258,7 @@ def write_outputs(out, frames, mask, times, pred, extrap, info):
     (T', C, H, W) in [0, 1]; mask (N,) observed input frames."""
     out.mkdir(parents=True, exist_ok=True)
     arr = to_uint8_hwc(pred.clamp(0, 1))
-    atomic_write_with(out / "frames.npy", lambda f: np.save(f, arr))
+    atomic_save_npy(out / "frames.npy", arr)
     shows, show_t, show_obs = [pred], list(times), list(info["observed_time"])
     if extrap:  # the observed input frames, then the prediction
         idx = [i for i, o in enumerate(mask) if o > 0.5]
@@ -294,7 +283,7 @@ def generate(opt):
     if not ropt.extrap and n < 2:
         raise RunError("an interpolation run needs at least 2 input frames")
     times = requested_times(opt, ropt, n, mask)
-    rate = frames_per_unit(ropt)
+    rate = slots_per_unit(ropt)
     observed = x.unsqueeze(0).to(device)  # (1, N, C, H, W)
     m = torch.from_numpy(mask).reshape(1, n, 1).to(device)
     pred = _to_unit(synthesize(model, observed, m, times, rate, ropt.extrap)[0].float().cpu(), ropt)
@@ -344,8 +333,8 @@ def time_sets(ropt, n, fps_factor, horizon=None):
 
 def shapes_truth(meta, clip_ids, times, ropt):
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    from dataset.shapes import frames_per_unit_time, render_clip
-    scale = frames_per_unit_time(ropt) / frames_per_unit(ropt)  # original frames per input frame
+    from dataloader.shapes import render_clip
+    scale = source_frames_per_unit(ropt) / slots_per_unit(ropt)  # original frames per input frame
     orig = np.asarray(times, np.float64) * scale
     clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", ropt.input_size,
                             augment=False, input_norm=ropt.input_norm) for c in clip_ids]
@@ -383,11 +372,11 @@ def eval_continuous(opt):
     ropt, model, ckpt, step, device = prepare_model(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
     loader = build_test_loader(ropt)
-    from dataset.shapes import load_meta
+    from dataloader.shapes import load_meta
     meta = load_meta(loader.dataset.root)
     file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     lpips_model = None if opt.no_lpips else load_lpips(device)
-    rate = frames_per_unit(ropt)
+    rate = slots_per_unit(ropt)
     sets, accs, n_clips = None, {}, 0
     for i, batch in enumerate(loader):
         if opt.max_test_batches and i >= opt.max_test_batches:

@@ -111,18 +111,13 @@ def _build_parser():
     return p
 
 
-def check_opt(opt, parser):
+def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Refuse impossible combinations at parse time, saying how to fix them."""
-    if opt.irregular and opt.sample_size > opt.window_size:
-        parser.error(f"--sample_size ({opt.sample_size}) must not exceed --window_size "
-                     f"({opt.window_size}) with --irregular")
-    if opt.extrap and opt.irregular and (opt.window_size % 2 or opt.sample_size % 2):
-        parser.error("irregular extrapolation needs even --window_size and --sample_size")
-    if not opt.irregular and opt.sample_size % 2:
-        parser.error(f"--sample_size must be even (got {opt.sample_size}): regular interpolation "
-                     "observes every second frame and extrapolation observes the first half")
-    if opt.sample_size < 2 or (opt.irregular and opt.sample_size < 3):
-        parser.error("--sample_size is too small to observe and predict frames")
+    from dataloader import DataError, check_sizes
+    try:
+        check_sizes(opt)
+    except DataError as e:
+        parser.error(str(e))
     if opt.n_layers < 0:
         parser.error("--n_layers must be >= 0")
     if opt.input_size % (2 ** opt.n_downs):

@@ -1,7 +1,10 @@
 """Clips -> the batch dictionary the model consumes (docs/algorithm.md section 2, "Batch dictionary")."""
+from argparse import Namespace
+from typing import Any, Dict, Optional, Sequence, Union
+
 import torch
 
-from .sampling import time_steps as plan_time_steps
+from . import timeaxis
 
 
 def _masked(x, m):
@@ -9,8 +12,9 @@ def _masked(x, m):
     return x * m[..., None, None]  # (b, t, 1) -> (b, t, 1, 1, 1)
 
 
-def make_batch(data, mask, time_steps, opt, test_interp=False, predict_unobserved=False,
-               mode=None, clip_index=None):
+def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor, opt: Namespace,
+               test_interp: bool = False, predict_unobserved: bool = False, mode: Optional[str] = None,
+               clip_index: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> Dict[str, Any]:
     """Split a batch of clips into observed and to-predict parts.
 
     data (b, T, C, H, W) float, mask (b, T, 1) float, time_steps (T_ts,).
@@ -39,7 +43,7 @@ def make_batch(data, mask, time_steps, opt, test_interp=False, predict_unobserve
             "observed_tp": time_steps.clone(),
             "observed_mask": torch.ones(b, n_obs, 1, dtype=data.dtype),
             "data_to_predict": data,  # the full clip, unmasked, as the reference passes it
-            "tp_to_predict": torch.arange(t).float() / t,
+            "tp_to_predict": timeaxis.model_times(range(t), t),  # all S frames at k / S
             "mask_predicted_data": pred_mask,
             "original_data_to_predict": data,
         }
@@ -78,7 +82,7 @@ class Collate:
 
     def __init__(self, opt, plan, mode):
         self.opt, self.plan, self.mode = opt, plan, mode
-        self.time_steps = plan_time_steps(plan)
+        self.time_steps = timeaxis.time_steps(plan)
 
     def __call__(self, items):
         data = torch.stack([it[0] for it in items])  # (b, T, c, h, w)

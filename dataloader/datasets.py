@@ -1,5 +1,6 @@
 """The clip data sets: files of <data_root>/<root>/<split>/*.npy, sampled and transformed."""
 import os
+from argparse import Namespace
 
 import numpy as np
 import torch
@@ -8,6 +9,7 @@ from torch.utils.data import Dataset
 from .errors import DataError
 from .npyfiles import check_clip, list_clips, read_header
 from .sampling import make_plan, sample_clip
+from .shapes import ensure_shapes_dataset
 from .transforms import KTH_CROP, transform_clip
 
 DATASET_ROOTS = {
@@ -101,12 +103,11 @@ def _check_frame_sizes(opt, shapes, folder):
         raise DataError(f"{folder}: shapes frames must be square, got {sorted(sizes)}")
 
 
-def get_dataset(opt, split):
+def get_dataset(opt: Namespace, split: str) -> VideoDataset:
     """The checked data set of one split; raises DataError early, in the calling process."""
     root = dataset_dir(opt)
     plan = make_plan(opt, split)  # size checks first: they need no files
     if opt.dataset == "shapes":
-        from dataset.shapes import ensure_shapes_dataset
         ensure_shapes_dataset(root)  # generated on first use
     folder = os.path.join(root, split)
     if not os.path.isdir(folder):

@@ -1,8 +1,9 @@
-"""Which frames of a clip to read, their mask and the shared time stamps (docs/algorithm.md section 2)."""
+"""Which frames of a clip to read and their mask (docs/algorithm.md section 2); the time stamps are timeaxis's."""
+from argparse import Namespace
 from dataclasses import dataclass
+from typing import Tuple
 
 import numpy as np
-import torch
 
 from .errors import DataError
 
@@ -18,22 +19,22 @@ class Plan:
     test_time: bool     # test split during an evaluation phase
 
     @property
-    def test_interp(self):
+    def test_interp(self) -> bool:
         """Regular interpolation at test time: observe the even frames, predict the odd ones."""
         return self.test_time and not self.extrap and not self.irregular
 
     @property
-    def predict_unobserved(self):
+    def predict_unobserved(self) -> bool:
         """Irregular interpolation at test time: predict the unobserved slots (docs/algorithm.md section 7)."""
         return self.test_time and self.irregular and not self.extrap
 
     @property
-    def min_length(self):
+    def min_length(self) -> int:
         """Shortest usable clip."""
         return self.window_size if self.irregular else self.sample_size
 
 
-def make_plan(opt, split):
+def make_plan(opt: Namespace, split: str) -> Plan:
     """The plan of `split` ('train' or 'test') under the options."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -44,8 +45,12 @@ def make_plan(opt, split):
                 test_time=split == "test" and opt.phase != "train")
 
 
-def check_sizes(opt):
-    """Refuse sample/window sizes that the chosen mode cannot use."""
+def check_sizes(opt: Namespace) -> None:
+    """Refuse sample/window sizes that the chosen mode cannot use (DataError saying why).
+
+    The one check of --sample_size / --window_size: main.check_opt calls it at parse time, the
+    data sets again when they are built from options read back from a run.
+    """
     s, w = int(opt.sample_size), int(opt.window_size)
     if not opt.irregular:
         if s < 2 or s % 2:
@@ -62,18 +67,7 @@ def check_sizes(opt):
                         f"(got {w} and {s}): each half of the window gets half of the samples")
 
 
-def time_steps(plan):
-    """Time stamps shared by every clip of the batch, float32 (T,)."""
-    if plan.irregular:
-        n = plan.window_size
-    elif plan.extrap:
-        n = plan.sample_size
-    else:
-        n = plan.sample_size // 2  # also at test time: the observed (even) frames' times
-    return torch.arange(n).float() / n
-
-
-def sample_clip(length, plan, rng):
+def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
     """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames."""
     s, w = plan.sample_size, plan.window_size
     if not plan.irregular:

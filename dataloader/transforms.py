@@ -17,8 +17,9 @@ def centre_crop(frames, th, tw):
     return frames[:, top:top + th, left:left + tw]
 
 
-def resize_shorter(frames, size):
-    """Bilinear (OpenCV) resize of (T, H, W, C) so that the shorter side is `size`."""
+def resize_shorter_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
+    """(T, H, W, C) -> (T, H', W', C) with the shorter side `size`, bilinear (OpenCV) whether it
+    shrinks or enlarges, the longer side truncated (int), as the reference's transform does."""
     t, h, w, c = frames.shape
     if h <= w:
         nh, nw = size, int(size * w / h)
@@ -49,7 +50,7 @@ def rotate(frames, angle):
 def warm_up():
     """Load scikit-image's lazily imported warping code now, not in each worker's first batch."""
     rotate(np.zeros((1, 4, 4, 3), np.uint8), 1.0)
-    resize_shorter(np.zeros((1, 4, 6, 3), np.uint8), 2)
+    resize_shorter_bilinear(np.zeros((1, 4, 6, 3), np.uint8), 2)
 
 
 def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
@@ -66,7 +67,7 @@ def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
             x = np.repeat(x, 3, axis=-1)  # grey -> RGB
         if dataset == "kth":
             x = centre_crop(x, KTH_CROP, KTH_CROP)
-        x = resize_shorter(x, input_size)
+        x = resize_shorter_bilinear(x, input_size)
         if dataset in SQUARED and x.shape[1] != x.shape[2]:
             x = centre_crop(x, input_size, input_size)  # clips of any aspect can share a batch
         if augment and dataset in AUGMENTED:

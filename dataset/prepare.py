@@ -28,10 +28,9 @@ from collections import Counter
 
 from dataloader.errors import DataError
 from dataloader.npyfiles import TIMES_SUFFIX
-from utils.atomic import atomic_write_json
+from utils.atomic import atomic_save_npy, atomic_write_json
 
 from . import sources
-from .atomic import save_npy
 from .sources import PrepareError
 from .splits import SPLIT_BY
 
@@ -65,8 +64,8 @@ def run_items(items, dst, desc, progress=True):
                 entry["present"].setdefault(out.split, []).append(out.name)
                 continue
             if out.times is not None:  # first, so that a clip file present has its times
-                save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
-            save_npy(path, out.array)
+                atomic_save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
+            atomic_save_npy(path, out.array)
             written[out.split] += 1
             entry["written"].setdefault(out.split, []).append(out.name)
         entries.append(entry)
@@ -259,7 +258,7 @@ def _parser():
 def prepare(args):
     """Run one preparation from parsed arguments; returns the summary."""
     if args.name == "shapes":
-        from . import shapes
+        from dataloader import shapes
         kw = {k: getattr(args, k) for k in ("n_train", "n_test", "n_frames", "size", "seed")
               if getattr(args, k) is not None}
         meta = shapes.generate_shapes_dataset(args.dst, progress=not args.quiet, **kw)

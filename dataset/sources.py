@@ -12,9 +12,10 @@ import numpy as np
 
 from dataloader.errors import DataError
 from dataloader.npyfiles import TIMES_SUFFIX, list_clips
+from dataloader.video import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_any, decode_frame_folder,
+                              decode_video, image_files, probe_any)
 
-from .readers import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_any, decode_frame_folder,
-                      decode_video, image_files, probe_any, resize_shorter, square)
+from .resize import resize_shorter_antialiased, square
 from .splits import clip_test_count, describe, plan, seeded_split
 from .timing import check, cut_clips, frame_sequence, has_grid, sequence_length, usable
 
@@ -288,7 +289,7 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
 
 
 def _penn_video(folder, name, split, why, size):
-    loaded = video_outputs(decode_frame_folder(folder), name, lambda a: resize_shorter(a, size), 0,
+    loaded = video_outputs(decode_frame_folder(folder), name, lambda a: resize_shorter_antialiased(a, size), 0,
                            False, one_split(split))
     loaded.report["split_from"] = why
     return loaded
@@ -379,7 +380,7 @@ def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
     if has_npy_layout(src):
         return npy_layout_items(src), None
     items, record = _media_items(src, lambda d: _media(d, with_videos=False, with_folders=False),
-                                 lambda a: resize_shorter(a, size), clip_len, test_ratio, seed,
+                                 lambda a: resize_shorter_antialiased(a, size), clip_len, test_ratio, seed,
                                  split_by, hold=False)
     if not items:
         raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)")

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .readers import Timeline
+from dataloader.video import Timeline
 
 GAP_SHARE = 0.01  # a source missing more than this share of its grid's frames is flagged
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from utils.checkpoint import (CheckpointError, atomic_save, atomic_write_json,
-                              atomic_write_text, checkpoint_path, checkpoint_step,
+from utils.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
+from utils.checkpoint import (CheckpointError, atomic_save, checkpoint_path, checkpoint_step,
                               generator_state_from, list_checkpoints, load_checkpoint,
                               newest_checkpoint, resolve_checkpoint, rng_state,
                               save_checkpoint, set_rng_state)
@@ -75,6 +75,22 @@ def test_atomic_text_and_json(tmp_path):
     atomic_write_text(tmp_path / "a.txt", "second")  # replaces
     assert (tmp_path / "a.txt").read_text() == "second"
     assert sorted(os.listdir(tmp_path)) == ["a.txt", "r.json"]
+
+
+def test_atomic_save_npy(tmp_path, monkeypatch):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)[:, ::-1]  # not contiguous
+    atomic_save_npy(tmp_path / "x.npy", a)
+    assert np.array_equal(np.load(tmp_path / "x.npy"), a)
+
+    def interrupted(f, arr, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save_npy(tmp_path / "x.npy", a + 1)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == ["x.npy"] and np.array_equal(np.load(tmp_path / "x.npy"), a)
 
 
 # ---------------------------------------------------------------- finding checkpoints

@@ -14,7 +14,7 @@ import torch
 import main
 import tester
 import trainer
-from dataset.shapes import generate_shapes_dataset
+from dataloader.shapes import generate_shapes_dataset
 from utils.checkpoint import list_checkpoints
 from utils.metrics import load_lpips
 

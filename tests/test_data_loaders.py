@@ -13,7 +13,7 @@ if ROOT not in sys.path:
 import main  # noqa: E402
 from dataloader import (DATASET_ROOTS, ResumableSampler, build_loaders,  # noqa: E402
                         build_test_loader, get_dataset)
-from dataset.shapes import generate_shapes_dataset  # noqa: E402
+from dataloader.shapes import generate_shapes_dataset  # noqa: E402
 
 SIZE = 32
 LENGTHS = {"train": [25, 30, 40, 22, 21], "test": [24, 26, 20]}

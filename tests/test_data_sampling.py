@@ -187,3 +187,28 @@ def test_collate_and_to_device():
     for k, v in b.items():
         if torch.is_tensor(v):
             assert v.dtype in (torch.float32, torch.int64)
+
+
+@pytest.mark.parametrize("flags", [
+    ["--sample_size", "9"],
+    ["--extrap", "--sample_size", "7"],
+    ["--irregular", "--sample_size", "21"],
+    ["--irregular", "--extrap", "--window_size", "21"],
+    ["--irregular", "--extrap", "--sample_size", "9"],
+    ["--irregular", "--sample_size", "2"],
+])
+def test_parse_time_and_data_set_refuse_sizes_alike(flags, capsys):
+    """One size check: the command line (main.check_opt) and options read back from a run
+    (make_plan) give the same message."""
+    with pytest.raises(SystemExit) as e:
+        main.get_opt(flags)
+    err = capsys.readouterr().err
+    opt = opt_for()
+    for flag, value in zip(flags, flags[1:] + [None]):
+        if flag in ("--irregular", "--extrap"):
+            setattr(opt, flag[2:], True)
+        elif flag.startswith("--"):
+            setattr(opt, flag[2:], int(value))
+    with pytest.raises(DataError) as d:
+        make_plan(opt, "train")
+    assert e.value.code == 2 and str(d.value) in err

@@ -12,7 +12,7 @@ if ROOT not in sys.path:
 
 import main  # noqa: E402
 from dataloader import build_loaders  # noqa: E402
-from dataset import shapes  # noqa: E402
+from dataloader import shapes  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -121,9 +121,3 @@ def test_generated_on_first_use(tmp_path, monkeypatch, capsys):
     build_loaders(opt)  # second use: nothing generated
     assert "generating" not in capsys.readouterr().out
 
-
-def test_frames_per_unit_time():
-    opt = main.get_opt([])
-    assert shapes.frames_per_unit_time(opt) == 10  # regular: t = k / (S / 2) is frame 2k
-    opt.irregular = True
-    assert shapes.frames_per_unit_time(opt) == 20

@@ -130,7 +130,7 @@ def _scenario_sync_bn_module(work, rank):
 def _scenario_shapes_race(work, rank):
     """Both processes ask for the (not yet generated) shapes data set at the same moment."""
     import torch.distributed as tdist
-    from dataset import shapes
+    from dataloader import shapes
     shapes.N_TRAIN, shapes.N_TEST, shapes.N_FRAMES, shapes.SIZE = 6, 2, 4, 16  # this process only
     root = work / "race" / "shapes"
     tdist.barrier()
@@ -240,7 +240,7 @@ pytestmark = pytest.mark.skipif(not gloo_available(), reason="torch.distributed 
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from dataset.shapes import generate_shapes_dataset
+    from dataloader.shapes import generate_shapes_dataset
     root = tmp_path_factory.mktemp("ddp_data")
     generate_shapes_dataset(str(root / "shapes"), n_train=N_TRAIN, n_test=N_TEST, n_frames=14, size=24, seed=3,
                             progress=False)

@@ -13,9 +13,9 @@ from PIL import Image
 
 import main
 from dataloader import build_test_loader, get_dataset, make_batch
-from dataloader.sampling import time_steps
-from dataset.shapes import generate_shapes_dataset, load_meta
-from generator import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
+from dataloader.shapes import generate_shapes_dataset, load_meta
+from dataloader.timeaxis import slots_per_unit, time_steps
+from generator import (eval_continuous, generate, shapes_truth, synthesize)
 from runs import RunError
 from tester import Evaluator, prepare_model
 from utils.visualize import to_uint8_hwc, write_gif
@@ -82,7 +82,7 @@ def test_observed_times_reproduce_the_test_path(runs):
         ropt, model, _, _, device = prepare_model(opt)
         batch = next(iter(build_test_loader(ropt)))
         ev = Evaluator(ropt, model, device, None)
-        rate = frames_per_unit(ropt)
+        rate = slots_per_unit(ropt)
         obs, mask = batch["observed_data"], batch["observed_mask"]
         if kind == "interp":  # test_met predicts the odd frames 1, 3, 5, 7 = input frames k + 0.5
             times = [0.5, 1.5, 2.5, 3.5]

@@ -16,8 +16,9 @@ if ROOT not in sys.path:
 import main  # noqa: E402
 from dataloader import build_loaders  # noqa: E402
 from dataloader.npyfiles import list_clips  # noqa: E402
-from dataset import prepare, readers, splits  # noqa: E402
-from dataset.readers import Timeline  # noqa: E402
+from dataset import prepare, splits  # noqa: E402
+from dataloader import video as readers  # noqa: E402
+from dataloader.video import Timeline  # noqa: E402
 from dataset.sources import PrepareError  # noqa: E402
 from dataset.timing import check, cut_clips, frame_sequence  # noqa: E402
 

@@ -9,6 +9,8 @@ import math
 import os
 import uuid
 
+import numpy as np
+
 
 def temp_path_for(path):
     """A hidden temp name beside `path`, keeping its extension (writers that pick the format
@@ -92,3 +94,8 @@ def _finite_or_none(obj):
 def atomic_write_json(path, obj, indent=2):
     """Write `obj` as JSON; non-finite floats are written as null."""
     atomic_write_text(path, json.dumps(_finite_or_none(obj), indent=indent, allow_nan=False) + "\n")
+
+
+def atomic_save_npy(path: "str | os.PathLike[str]", array: np.ndarray) -> None:
+    """np.save `array` (any shape and dtype, written C-contiguous) to `path`, atomically."""
+    atomic_write_with(path, lambda f: np.save(f, np.ascontiguousarray(array)))

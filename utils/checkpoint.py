@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from utils.atomic import atomic_write_with
-from utils.atomic import atomic_write_json, atomic_write_text  # noqa: F401 (re-exported)
 
 CKPT_RE = re.compile(r"^ckpt_(\d+)\.pth$")
 _PREFIXES = ("module.", "_orig_mod.")

@@ -4,19 +4,23 @@ Each clip shows 2-3 coloured, textured shapes (circle, square, triangle) bouncin
 walls over a gradient background; some rotate, some pulse in size. Motion is closed-form in
 time (bouncing = a triangle wave of the free path), so `render_clip` draws any clip at any
 real-valued time: frame k of a stored clip is the rendering at time k * frame_dt, with
-time measured in frames (frame_dt = 1).
+time measured in frames (frame_dt = 1). A run's model time t is stored frame
+t * timeaxis.source_frames_per_unit(opt) of its window.
 
 Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta.json
-with every clip's parameters.
+with every clip's parameters. A run generates it on first use (`ensure_shapes_dataset`);
+`python -m dataset.prepare shapes` writes it ahead of time.
 """
 import contextlib
 import json
 import math
 import os
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from .atomic import save_json, save_npy
+from utils.atomic import atomic_save_npy, atomic_write_json
 
 SIZE = 64        # stored frame side (opt.input_size resizes)
 N_FRAMES = 30
@@ -32,7 +36,7 @@ def _colour(rng, low=0.15, high=1.0):
     return [float(v) for v in rng.uniform(low, high, 3)]
 
 
-def make_clip_params(rng):
+def make_clip_params(rng: np.random.Generator) -> Dict[str, Any]:
     """Random parameters of one clip (a JSON-serialisable dict); rng: numpy Generator."""
     shapes = []
     for _ in range(int(rng.integers(2, 4))):
@@ -99,7 +103,7 @@ def _texture(s, qx, qy):
     return np.ones_like(qx)
 
 
-def render_frame(params, t, size):
+def render_frame(params: Dict[str, Any], t: float, size: int) -> np.ndarray:
     """One frame at real time t (frame units) -> (size, size, 3) uint8."""
     c = (np.arange(size, dtype=np.float64) + 0.5) / size  # pixel centres in [0, 1]
     top, bottom = np.array(params["background"]["top"]), np.array(params["background"]["bottom"])
@@ -122,7 +126,7 @@ def render_frame(params, t, size):
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 
-def render_clip(params, times, size=SIZE):
+def render_clip(params: Dict[str, Any], times: ArrayLike, size: int = SIZE) -> np.ndarray:
     """Frames at real-valued `times` (frame units) -> (T, size, size, 3) uint8."""
     times = np.atleast_1d(np.asarray(times, dtype=np.float64))
     return np.stack([render_frame(params, t, size) for t in times])
@@ -141,31 +145,32 @@ def _meta(n_train, n_test, n_frames, size, seed):
             "test": [make_clip_params(test_rng) for _ in range(n_test)]}
 
 
-def load_meta(root):
+def load_meta(root: str) -> Dict[str, Any]:
     with open(os.path.join(root, "meta.json")) as f:
         return json.load(f)
 
 
-def generate_shapes_dataset(root, n_train=N_TRAIN, n_test=N_TEST, n_frames=N_FRAMES,
-                            size=SIZE, seed=SEED, progress=True):
+def generate_shapes_dataset(root: str, n_train: int = N_TRAIN, n_test: int = N_TEST,
+                            n_frames: int = N_FRAMES, size: int = SIZE, seed: int = SEED,
+                            progress: bool = True) -> Dict[str, Any]:
     """Write <root>/{train,test}/NNNNN.npy and meta.json; files already there are kept."""
     meta_path = os.path.join(root, "meta.json")
     if os.path.exists(meta_path):
         meta = load_meta(root)  # finish an interrupted run with its own parameters
     else:
         meta = _meta(n_train, n_test, n_frames, size, seed)
-        save_json(meta_path, meta)
+        atomic_write_json(meta_path, meta, indent=1)
     times = np.arange(meta["n_frames"]) * meta["frame_dt"]
     jobs = [(split, i, p) for split in ("train", "test") for i, p in enumerate(meta[split])]
     todo = [j for j in jobs if not os.path.exists(_clip_path(root, j[0], j[1]))]
     if todo:
         from tqdm import tqdm
         for split, i, p in tqdm(todo, desc="shapes", disable=not progress, leave=False):
-            save_npy(_clip_path(root, split, i), render_clip(p, times, meta["size"]))
+            atomic_save_npy(_clip_path(root, split, i), render_clip(p, times, meta["size"]))
     return meta
 
 
-def is_complete(root):
+def is_complete(root: str) -> bool:
     """True when meta.json and every clip it lists are present."""
     if not os.path.exists(os.path.join(root, "meta.json")):
         return False
@@ -182,7 +187,7 @@ def _ready(root):
 
 
 @contextlib.contextmanager
-def _generation_lock(root):
+def _generation_lock(root: str) -> Iterator[None]:
     """One process at a time generates at `root` (torchrun starts every process at once; the
     others wait here, then find the data set complete). An flock on <root>/.generating.lock:
     released by the kernel if its holder dies; no lock where fcntl is missing (Windows)."""
@@ -200,7 +205,7 @@ def _generation_lock(root):
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def ensure_shapes_dataset(root):
+def ensure_shapes_dataset(root: str) -> None:
     """Generate the default shapes data set at `root` unless it is there (safe when several
     processes call it at once)."""
     if _ready(root):
@@ -216,12 +221,9 @@ def _generate_default(root):
     generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)
 
 
-def render_test_clip_at(root, clip_index, times_in_frames, size=None, split="test"):
+def render_test_clip_at(root: str, clip_index: int, times_in_frames: ArrayLike, size: Optional[int] = None,
+                        split: str = "test") -> np.ndarray:
     """Ground truth of clip `clip_index` (file order) at real times (frame units): (T, s, s, 3) uint8."""
     meta = load_meta(root)
     return render_clip(meta[split][clip_index], times_in_frames, size or meta["size"])
 
-
-def frames_per_unit_time(opt):
-    """Frames per unit of model time in a window starting at frame 0 (frame = t * this)."""
-    return opt.window_size if opt.irregular else opt.sample_size

@@ -4,6 +4,9 @@ Videos are decoded with PyAV, which gives each frame's presentation time (pts * 
 the container's declared frame count and rate; OpenCV reads a file only when PyAV cannot open
 it, and the Timeline says so (`fallback`). GIFs keep their per-frame durations as times; frame
 folders have no times.
+
+Used by a run that reads a user's clip (generate --input clip.mp4) and by the offline
+preparation (dataset/sources.py), which resizes and cuts what it decodes here.
 """
 import os
 from dataclasses import dataclass
@@ -237,22 +240,3 @@ def read_any(path):
     """Video file, GIF or frame folder -> (T, H, W, 3) uint8 RGB (the frames alone)."""
     return decode_any(path).frames
 
-
-def resize_shorter(frames, size):
-    """Shorter side to `size`, aspect kept (area filter when shrinking); size 0 keeps frames."""
-    t, h, w = frames.shape[:3]
-    if not size or min(h, w) == size:
-        return frames
-    nh, nw = (size, int(round(size * w / h))) if h <= w else (int(round(size * h / w)), size)
-    interp = cv2.INTER_AREA if size < min(h, w) else cv2.INTER_LINEAR
-    return np.stack([cv2.resize(f, (nw, nh), interpolation=interp) for f in frames])
-
-
-def square(frames, size):
-    """Centre crop to a square, then resize to size x size; size 0 keeps frames."""
-    if not size:
-        return frames
-    h, w = frames.shape[1:3]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    return resize_shorter(frames[:, top:top + side, left:left + side], size)
