@@ -433,7 +433,7 @@ def test_d_offline_never_downloads_and_names_the_fix(how, hub, fake_net, fake_do
     if how == "env":
         monkeypatch.setenv("VIDODE_OFFLINE", "1")
     assert load_lpips("cpu", offline=how == "flag") is None
-    assert not fake_download and not hub.exists()  # nothing downloaded or created
+    assert not fake_download and not hub.parent.exists()  # nothing downloaded or created
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.count("WARNING") == 1 and "null" in err
     assert "`python -m utils.lpips_weights`" in err and "offline" in err
@@ -454,7 +454,7 @@ def test_d_failed_download_is_one_line_then_null(hub, fake_net, monkeypatch, cap
     assert len(lines) == 2 and "Traceback" not in "\n".join(lines)
     assert lines[0].startswith(f"LPIPS: downloading {TV_URL} failed (URLError")
     assert lines[1].startswith("WARNING: LPIPS is reported as null") and "python -m utils.lpips_weights" in lines[1]
-    assert not hub.exists()  # the cache folder made for the download is removed again
+    assert not hub.parent.exists()  # the cache folders made for the download are removed again
 
 
 def test_d_damaged_converted_file_is_reported(hub, fake_net, capsys):

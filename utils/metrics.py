@@ -174,8 +174,11 @@ def _torchvision_features(path: str) -> dict:
 def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
     """torchvision's download into its cache (hash prefix of the file name checked), with a
     socket timeout so that an unreachable or silent server ends the attempt quickly."""
-    folder = os.path.dirname(path)
-    created = not os.path.isdir(folder)
+    folder = os.path.dirname(os.path.abspath(path))
+    created, d = [], folder  # the folders made here, innermost first: removed if the download fails
+    while not os.path.isdir(d):
+        created.append(d)
+        d = os.path.dirname(d)
     os.makedirs(folder, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(os.path.basename(path))
     old = socket.getdefaulttimeout()
@@ -183,9 +186,9 @@ def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) 
     try:
         torch.hub.download_url_to_file(url, path, match.group(1) if match else None, progress=False)
     except BaseException:
-        if created:
+        for d in created:  # leave no empty cache folder behind
             with contextlib.suppress(OSError):
-                os.rmdir(folder)  # leave no empty cache folder behind
+                os.rmdir(d)
         raise
     finally:
         socket.setdefaulttimeout(old)
