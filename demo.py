@@ -46,6 +46,11 @@ def demo_gif(test_dir, out_path, n_clips=4, fps=4):
     return out_path
 
 
+def _lpips_text(summary):
+    """LPIPS to 3 decimals, or why it is missing."""
+    return "n/a (no AlexNet weights, see the warning above)" if summary["lpips"] is None else f"{summary['lpips']:.3f}"
+
+
 def run(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=7.0, help="training time budget")
@@ -67,12 +72,15 @@ def run(argv=None):
     print("\n[demo] ------------------------------------------------------------")
     print(f"[demo] test PSNR: Vid-ODE {m['psnr']:.2f} dB, baseline ({results['baseline_kind']}) "
           f"{b['psnr']:.2f} dB; SSIM {m['ssim']:.3f} vs {b['ssim']:.3f}")
+    print(f"[demo] test LPIPS (lower is better): Vid-ODE {_lpips_text(m)}, baseline {_lpips_text(b)}; "
+          f"AlexNet weights: {results['lpips_backbone']}")
     print(f"[demo] results: {run_dir / 'results.json'}")
     print(f"[demo] metrics by frame: {run_dir / 'metrics_by_index.png'}")
     print(f"[demo] GIF (observed, then truth | Vid-ODE | baseline): {gif}")
     print(f"[demo] TensorBoard: tensorboard --logdir {run_dir}")
     print(f"[demo] done in {(time.time() - start) / 60:.1f} minutes")
-    summary = {"psnr_model": m["psnr"], "psnr_baseline": b["psnr"], "beats_baseline": m["psnr"] > b["psnr"]}
+    summary = {"psnr_model": m["psnr"], "psnr_baseline": b["psnr"], "beats_baseline": m["psnr"] > b["psnr"],
+               "lpips_model": m["lpips"], "lpips_baseline": b["lpips"], "lpips_backbone": results["lpips_backbone"]}
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     return 0 if summary["beats_baseline"] else 1
 

@@ -39,7 +39,7 @@ from dataloader.transforms import KTH_CROP, transform_clip
 from runs import RunError, read_options
 from tester import blend_neighbours, last_observed, prepare_model
 from utils.atomic import atomic_save_npy, atomic_write_json
-from utils.metrics import MetricAccumulator, load_lpips
+from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
 DEFAULT_FPS_FACTOR = 4
@@ -375,7 +375,7 @@ def eval_continuous(opt):
     from dataloader.shapes import load_meta
     meta = load_meta(loader.dataset.root)
     file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
-    lpips_model = None if opt.no_lpips else load_lpips(device)
+    lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)
     rate = slots_per_unit(ropt)
     sets, accs, n_clips = None, {}, 0
     for i, batch in enumerate(loader):
@@ -412,6 +412,7 @@ def eval_continuous(opt):
         "baseline_kind": ("copy last observed frame" if ropt.extrap
                           else "linear blend of neighbouring observed frames"),
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
+        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
         "psnr": "of the mean MSE (the reference's)", "rows": rows,
         "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
                    **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")

@@ -83,6 +83,9 @@ def _build_parser():
     p.add_argument("--max_test_batches", type=int, default=0, help="evaluate on at most this many batches (0: all)")
     p.add_argument("--save_images", action="store_true", help="test_met: also write the PNG frames")
     p.add_argument("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
+    p.add_argument("--offline", action="store_true",
+                   help="test_met, eval_continuous: never download LPIPS's AlexNet weights, use the "
+                   "cached ones only (also VIDODE_OFFLINE=1)")
     p.add_argument("--bn_running_stats", action="store_true",
                    help="evaluate with BatchNorm running statistics (the reference keeps batch statistics)")
     p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")

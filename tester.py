@@ -20,7 +20,7 @@ from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solve
                   load_generator, read_options, resolve_device, run_opt)
 from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
-from utils.metrics import MetricAccumulator, load_lpips, reference_line
+from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone, reference_line
 from utils.visualize import plot_metrics_by_index
 
 
@@ -174,7 +174,7 @@ def test_met(opt):
         print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
     loader = build_test_loader(ropt)
-    lpips_model = None if opt.no_lpips else load_lpips(device)
+    lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)
     ev = Evaluator(ropt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
@@ -196,6 +196,7 @@ def test_met(opt):
         "frames_per_second": summary["n_frames"] / seconds if seconds > 0 else None,
         "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
+        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
         "model": summary, "baseline": base,
         "baseline_kind": "copy last observed frame" if ropt.extrap else "linear blend of neighbouring observed frames",
     }

@@ -126,7 +126,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(data_root, tmp_path):
 def test_lpips_path_in_test_met(data_root, tmp_path, monkeypatch):
     """test_met with LPIPS: the lpips package's linear weights over a random AlexNet."""
     log_dir, _ = train_run(base_args(data_root, tmp_path, "--max_steps", "1"))
-    monkeypatch.setattr(tester, "load_lpips", lambda device: load_lpips(device, pretrained_backbone=False))
+    monkeypatch.setattr(tester, "load_lpips", lambda device, **kw: load_lpips(device, pretrained_backbone=False))
     res = tester.test_met(main.get_opt(["--phase", "test_met", "--test_dir", str(log_dir), "--workers", "0",
                                         "--data_root", str(data_root)]))
     assert res["model"]["lpips"] is not None and res["model"]["lpips"] > 0

@@ -1,4 +1,5 @@
-"""The metric protocol of docs/algorithm.md section 5, against torchvision, PIL, skimage and hand values."""
+"""The metric protocol of docs/algorithm.md section 5, against torchvision, PIL, skimage and hand values
+(LPIPS: tests/test_lpips.py)."""
 import json
 import math
 
@@ -8,8 +9,7 @@ import torch
 from PIL import Image
 from torchvision.utils import save_image
 
-from utils.metrics import (MetricAccumulator, _no_download, load_lpips, lpips_input,
-                           lpips_per_frame, mse_per_frame, psnr_from_mse, quantize,
+from utils.metrics import (MetricAccumulator, mse_per_frame, psnr_from_mse, quantize,
                            reference_line, ssim_batched, ssim_skimage, to_gray)
 
 
@@ -197,64 +197,3 @@ def test_reference_line():
 def test_update_rejects_bad_shapes():
     with pytest.raises(ValueError):
         MetricAccumulator().update(torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16))
-
-
-# ---------------------------------------------------------------- LPIPS
-
-@pytest.fixture(scope="module")
-def lpips_random():
-    torch.manual_seed(0)
-    return load_lpips("cpu", pretrained_backbone=False)
-
-
-def test_lpips_input_range_and_resize():
-    q = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 1, 2).expand(2, 3, 64, 2).contiguous()
-    x = lpips_input(q)
-    assert x.shape == (2, 3, 128, 128) and x.min() == -1 and x.max() == 1
-    full = torch.zeros(1, 3, 128, 128, dtype=torch.uint8)
-    assert torch.equal(lpips_input(full), torch.full((1, 3, 128, 128), -1.0))
-
-
-def test_lpips_random_backbone(lpips_random, capsys):
-    assert lpips_random is not None and not lpips_random.training
-    torch.manual_seed(5)
-    qa = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
-    qb = torch.randint(0, 256, (5, 3, 64, 64), dtype=torch.uint8)
-    same = lpips_per_frame(lpips_random, qa, qa)
-    assert same.shape == (5,) and same.abs().max() < 1e-6
-    diff = lpips_per_frame(lpips_random, qa, qb)
-    assert (diff > 0).all()
-    one_by_one = torch.cat([lpips_per_frame(lpips_random, qa[i:i + 1], qb[i:i + 1])
-                            for i in range(5)])
-    assert torch.allclose(diff, one_by_one, atol=1e-5, rtol=1e-4)
-    assert torch.allclose(lpips_per_frame(lpips_random, qa, qb, chunk=2), diff, atol=1e-6)
-
-
-def test_accumulator_with_lpips(lpips_random):
-    torch.manual_seed(6)
-    gt = torch.rand(2, 3, 3, 32, 32)
-    acc = MetricAccumulator(lpips_model=lpips_random)
-    acc.update(gt, gt)
-    acc.update(torch.rand(2, 3, 3, 32, 32), gt)
-    s = acc.summary()
-    assert s["lpips"] is not None and s["lpips"] > 0
-    assert all(e["lpips"] is not None for e in s["per_index"])
-    assert "n/a" not in reference_line(s)
-
-
-def test_lpips_missing_weights_warns_once_and_returns_none(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(torch.hub, "_hub_dir", torch.hub._hub_dir)  # restored after the test
-    torch.hub.set_dir(str(tmp_path))
-    assert load_lpips("cpu") is None
-    err = capsys.readouterr().err
-    assert err.count("WARNING") == 1 and "null" in err
-    assert str(tmp_path / "checkpoints" / "alexnet-owt-7be5be79.pth") in err
-    assert "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth" in err
-    assert not (tmp_path / "checkpoints").exists()  # nothing downloaded or created
-
-
-def test_no_download_guard():
-    with _no_download():
-        with pytest.raises(RuntimeError, match="download refused"):
-            torch.hub.download_url_to_file("https://example.invalid/x.pth", "/nonexistent")
-    assert torch.hub.download_url_to_file.__name__ == "download_url_to_file"

