@@ -19,6 +19,7 @@ recompute and fast_upsample on (they only act where they pay), channels_last and
 options say. A VidODE built and used without it runs the paper's plain modules.
 """
 from collections import OrderedDict
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -71,7 +72,7 @@ def apply_performance(generator: VidODE, *discriminators: nn.Module, recompute: 
     return modules
 
 
-def apply_speed_options(opt, generator: VidODE, *discriminators: nn.Module) -> list[nn.Module]:
+def apply_speed_options(opt: Any, generator: VidODE, *discriminators: nn.Module) -> list[nn.Module]:
     """apply_performance as a run's options ask: --channels_last, --compile; the memory savers
     and the fast upsampling on (they act only in CPU float32 training, on inputs of 1 MB and more)."""
     return apply_performance(generator, *discriminators, recompute=True, fast_upsample=True,
