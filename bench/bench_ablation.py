@@ -9,15 +9,19 @@ are interleaved round by round (A B C ... A B C ...), so slow periods of a share
 them alike; the table reports each variant's median over rounds of its per-round median
 seconds per iteration, its peak memory, and its ratio to "all on" measured in the same rounds.
 
-Variants (each turns one change off, "all off" turns every one off):
-  all on          the code as it runs
+Variants (each turns one change off through its public switch, "all off" turns every one off):
+  all on          the code as the trainer runs it
   no recompute    BatchNorm/ReLU/upsampling outputs and the decoder ODE's stages are kept
-                  for the backward pass instead of recomputed (models/recompute.py)
+                  for the backward pass instead of recomputed
+                  (apply_performance(..., recompute=False), models/performance/recompute.py)
   no real dedupe  the sequence D scores the real clip once per predicted step (as the
-                  reference does) instead of once
+                  reference does) instead of once (train_step(..., score_real_once=False))
   no frozen D     the generator's adversarial pass also computes the discriminators' weight
                   gradients (as the reference does; they are discarded)
+                  (train_step(..., freeze_d=False))
   all off         all three
+The decoder's fast upsampling (apply_performance's fast_upsample, the same numbers) stays on in
+every variant.
 """
 import argparse
 import json
@@ -32,26 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 VARIANTS = ("all on", "no recompute", "no real dedupe", "no frozen D", "all off")
 
 
-_ORIGINAL = {}
+OFF = {"all on": set(), "no recompute": {"recompute"}, "no real dedupe": {"dedupe"},
+       "no frozen D": {"frozen"}, "all off": {"recompute", "dedupe", "frozen"}}
 
 
-def apply_variant(name):
-    """Set the library's switches so that exactly the change(s) named by the variant are off
-    (callable again with another variant: the switches are set both ways)."""
-    import importlib
-    from models.decoder import Decoder
-    from models.discriminator import make_sequences
-    from models.encoder import Encoder
-    from models.vidode import VidODE
-    train_step = importlib.import_module("models.train_step")
-    if not _ORIGINAL:
-        _ORIGINAL.update(real_sequences=train_step.real_sequences, set_rg=train_step._set_requires_grad)
-    off = {"all off": {"recompute", "dedupe", "frozen"}, "no recompute": {"recompute"},
-           "no real dedupe": {"dedupe"}, "no frozen D": {"frozen"}, "all on": set()}[name]
-    Decoder.recompute = Encoder.recompute = VidODE.recompute_ode = "recompute" not in off
-    train_step.real_sequences = ((lambda observed, real, extrap: make_sequences(observed, real, extrap))
-                                 if "dedupe" in off else _ORIGINAL["real_sequences"])
-    train_step._set_requires_grad = (lambda nets, flag: None) if "frozen" in off else _ORIGINAL["set_rg"]
+def variant_switches(name):
+    """(apply_performance's switches, train_step's switches) with exactly the variant's changes off."""
+    off = OFF[name]
+    return ({"recompute": "recompute" not in off},
+            {"score_real_once": "dedupe" not in off, "freeze_d": "frozen" not in off})
 
 
 def interleaved(config, mode, variants, iters, warmup, threads):
@@ -61,14 +54,15 @@ def interleaved(config, mode, variants, iters, warmup, threads):
     import time
 
     from bench_train import training_setup
-    from models import train_step
+    from models import apply_performance, train_step
     opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
     times = {v: [] for v in variants}
     for i in range(warmup + iters):
         for v in variants:
-            apply_variant(v)
+            performance, step_options = variant_switches(v)
+            apply_performance(model, netD_img, netD_seq, **performance)  # sets the savers both ways
             t0 = time.perf_counter()
-            float(train_step(model, netD_img, netD_seq, optG, optD, batch, opt)["loss_G"])
+            float(train_step(model, netD_img, netD_seq, optG, optD, batch, opt, **step_options)["loss_G"])
             if i >= warmup:
                 times[v].append(time.perf_counter() - t0)
     return times
@@ -101,8 +95,9 @@ def main_cli():
             print(f"| {v} | {statistics.median(ts):.2f} | {ratio:.2f} |")
         return
     if args.one:
-        apply_variant(args.one)
-        r = run_one(args.config, args.mode, args.iters, args.warmup, args.threads)
+        performance, step_options = variant_switches(args.one)
+        r = run_one(args.config, args.mode, args.iters, args.warmup, args.threads,
+                    performance=performance, step_options=step_options)
         print(json.dumps({"variant": args.one, **r}))
         return
     runs = {v: [] for v in args.variants}

@@ -84,6 +84,7 @@ def png_round_trip(folder, batches, preds, lpips_model):
 def run_config(config, n_batches, repeats, threads, with_lpips):
     import main
     from models import VidODE
+    from models.performance import apply_speed_options
     from tester import Evaluator
     from utils.metrics import MetricAccumulator, load_lpips
     torch.set_num_threads(threads)
@@ -91,6 +92,7 @@ def run_config(config, n_batches, repeats, threads, with_lpips):
     torch.manual_seed(0)
     model = VidODE(opt, "cpu")
     model.train()  # test_met's default: BatchNorm on batch statistics, as the reference
+    apply_speed_options(opt, model)  # as test_met applies them
     lpips_model = load_lpips("cpu", pretrained_backbone=False) if with_lpips else None
     batches = test_batches(opt, n_batches)
     ev = Evaluator(opt, model, torch.device("cpu"), lpips_model)

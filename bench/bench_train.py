@@ -57,28 +57,36 @@ def random_batch(opt, seed=0):
 
 
 def training_setup(config, mode, threads):
-    """Options, networks, optimisers and a random batch for one configuration, on the CPU."""
+    """Options, networks, optimisers and a random batch for one configuration, on the CPU; the
+    speed and memory options applied as the trainer applies them (apply_speed_options)."""
     import torch
     import main
     from models import VidODE, create_netD
+    from models.performance import apply_speed_options
     torch.set_num_threads(threads)
     opt = main.get_opt(CONFIGS[config] + MODES[mode])
     torch.manual_seed(0)
     model = VidODE(opt, "cpu")
     netD_img, netD_seq, optD = create_netD(opt, "cpu")
+    apply_speed_options(opt, model, netD_img, netD_seq)
     optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
     return opt, model, netD_img, netD_seq, optG, optD, random_batch(opt)
 
 
-def run_one(config, mode, iters, warmup, threads, profile_phases=False):
+def run_one(config, mode, iters, warmup, threads, profile_phases=False, performance=None, step_options=None):
+    """One configuration in this process. performance: apply_performance's switches, applied after
+    the trainer's (e.g. {"recompute": False}); step_options: train_step's keyword switches."""
     import torch
-    from models import train_step
+    from models import apply_performance, train_step
     opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
+    if performance:
+        apply_performance(model, netD_img, netD_seq, **performance)
+    step_options = step_options or {}
     times, cpu = [], []
     load = [os.getloadavg()[0]]
     for i in range(warmup + iters):
         t0, c0 = time.perf_counter(), time.process_time()
-        out = train_step(model, netD_img, netD_seq, optG, optD, batch, opt)
+        out = train_step(model, netD_img, netD_seq, optG, optD, batch, opt, **step_options)
         float(out["loss_G"])
         times.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
@@ -88,7 +96,7 @@ def run_one(config, mode, iters, warmup, threads, profile_phases=False):
     if profile_phases:
         from torch.profiler import ProfilerActivity, profile
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            train_step(model, netD_img, netD_seq, optG, optD, batch, opt)
+            train_step(model, netD_img, netD_seq, optG, optD, batch, opt, **step_options)
         phases = {e.key: round(e.cpu_time_total / 1e6, 3) for e in prof.key_averages() if e.key in PHASES}
     return {"config": config, "mode": mode, "median_s": statistics.median(times), "min_s": min(times),
             "iters": iters, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,

@@ -2,18 +2,20 @@
 import torch
 import torch.nn as nn
 
+from models.ode import EulerStep, ODEFunc
+
 
 class ConvGRUCell(nn.Module):
     """Convolutional GRU cell with a masked update (masked-out frames keep the hidden state)."""
 
-    def __init__(self, input_dim, hidden_dim, kernel_size=3, bias=True):
+    def __init__(self, input_dim: int, hidden_dim: int, kernel_size: int = 3, bias: bool = True):
         super().__init__()
         pad = kernel_size // 2
         self.hidden_dim = hidden_dim
         self.conv_gates = nn.Conv2d(input_dim + hidden_dim, 2 * hidden_dim, kernel_size, 1, pad, bias=bias)
         self.conv_can = nn.Conv2d(input_dim + hidden_dim, hidden_dim, kernel_size, 1, pad, bias=bias)
 
-    def forward(self, x, h, mask):
+    def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (b, c_in, h, w), h (b, c_h, h, w), mask (b, 1) -> new hidden (b, c_h, h, w)."""
         gates = self.conv_gates(torch.cat([x, h], dim=1))
         reset, update = torch.split(gates, self.hidden_dim, dim=1)
@@ -28,20 +30,22 @@ class EncoderZ0ODEConvGRU(nn.Module):
     """Reference name: Encoder_z0_ODE_ConvGRU. Keys: z0_diffeq_solver.ode_func.gradient_net.*,
     cell_list.0.*, transform_z0.*.
 
-    Between frames the state follows the encoder ODE for one explicit Euler step; at each frame
-    the ConvGRU cell folds the frame's features in.
+    Between frames the state follows the encoder ODE `ode_func` for one explicit Euler step
+    (`z0_diffeq_solver`, the reference's name); at each frame the ConvGRU cell folds the
+    frame's features in.
     """
 
-    def __init__(self, hidden_dim, z0_diffeq_solver, run_backwards=True):
+    def __init__(self, hidden_dim: int, ode_func: ODEFunc, run_backwards: bool = True):
         super().__init__()
         self.hidden_dim = hidden_dim
-        self.z0_diffeq_solver = z0_diffeq_solver
+        self.z0_diffeq_solver = EulerStep(ode_func)
         self.cell_list = nn.ModuleList([ConvGRUCell(hidden_dim, hidden_dim)])
         self.transform_z0 = nn.Sequential(
             nn.Conv2d(hidden_dim, hidden_dim, 1, 1, 0), nn.ReLU(), nn.Conv2d(hidden_dim, hidden_dim * 2, 1, 1, 0))
         self.run_backwards = run_backwards
 
-    def forward(self, feats, time_steps, mask):
+    def forward(self, feats: torch.Tensor, time_steps: torch.Tensor,
+                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """feats (b, T, c, h, w), time_steps (T,), mask (b, T, 1) -> (z0 mean, z0 std), each (b, c, h, w)."""
         if feats.size(1) != time_steps.numel():
             raise ValueError(f"the encoder got {feats.size(1)} frames but {time_steps.numel()} time stamps")
@@ -49,8 +53,9 @@ class EncoderZ0ODEConvGRU(nn.Module):
         mean, std = torch.split(self.transform_z0(y), self.hidden_dim, dim=1)
         return mean, std.abs()
 
-    def walk(self, feats, tp, mask):
-        f = self.z0_diffeq_solver.ode_func
+    def walk(self, feats: torch.Tensor, tp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """feats (b, T, c, h, w), tp (T,), mask (b, T, 1) -> the last hidden state (b, c, h, w)."""
+        euler_step = self.z0_diffeq_solver
         cell = self.cell_list[0]
         T = feats.size(1)
         y = feats.new_zeros(feats.shape[:1] + feats.shape[2:])  # (b, c, h, w)
@@ -61,7 +66,7 @@ class EncoderZ0ODEConvGRU(nn.Module):
             order = range(T)
             t_prev, t_cur = tp[0] - 0.01, tp[0]
         for n, i in enumerate(order):
-            y_ode = y + f(t_cur, y) * (t_cur - t_prev)  # one Euler step of the encoder ODE
+            y_ode = euler_step(y, t_prev, t_cur)
             y = cell(feats[:, i], y_ode, mask[:, i])
             if n + 1 < T:
                 nxt = order[n + 1]

@@ -3,8 +3,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from models.recompute import bilinear_up2, can_recompute, run_recomputed
-
 
 class StepBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d over inputs that stack `n_steps` decoder calls step-major: (n_steps * b, C, H, W).
@@ -15,30 +13,32 @@ class StepBatchNorm2d(nn.BatchNorm2d):
     Same state-dict keys as nn.BatchNorm2d.
     """
 
-    def forward(self, x, n_steps=1):
+    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+        """x (n_steps * b, C, H, W) -> (n_steps * b, C, H, W)."""
         if n_steps == 1 or not self.training:
             return super().forward(x)
         # one nn.BatchNorm2d call per step, on the step's contiguous slice of the step-major
         # batch: the reference's calls exactly (statistics, running-statistics updates), no transposes
         return torch.cat([super(StepBatchNorm2d, self).forward(xk) for xk in x.split(x.size(0) // n_steps)])
 
-    def normalize(self, x, n_steps=1, update_stats=True):
-        """forward(x, n_steps); with update_stats=False the running statistics are left alone
-        (a recomputation for the backward pass: the same output, bit for bit)."""
-        if update_stats or not self.training or not self.track_running_stats:
-            return self.forward(x, n_steps)
-        return torch.cat([F.batch_norm(xk, None, None, self.weight, self.bias, True, 0.0, self.eps)
-                          for xk in x.split(x.size(0) // n_steps)])
+
+class StepSequential(nn.Sequential):
+    """nn.Sequential whose StepBatchNorm2d layers get the number of stacked steps."""
+
+    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+        """x (n_steps * b, ...) step-major -> the last layer's output, step-major."""
+        for layer in self:
+            x = layer(x, n_steps) if isinstance(layer, StepBatchNorm2d) else layer(x)
+        return x
 
 
 class Decoder(nn.Module):
     """n_ups x [bilinear x2, conv3x3(ch -> ch/2), BN, ReLU], conv3x3(ch -> output_dim).
 
     Keys match the reference: model.1 (conv), model.2 (BN), model.5, model.6, ..., model.<last>.
-    forward(x, n_steps): x stacks n_steps calls step-major; BatchNorm keeps per-step statistics.
     """
 
-    def __init__(self, input_dim=256, output_dim=6, n_ups=2):
+    def __init__(self, input_dim: int = 256, output_dim: int = 6, n_ups: int = 2):
         super().__init__()
         ch = input_dim
         layers = []
@@ -47,32 +47,23 @@ class Decoder(nn.Module):
                        nn.Conv2d(ch, ch // 2, 3, 1, 1), StepBatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
         layers.append(nn.Conv2d(ch, output_dim, 3, 1, 1))
-        self.model = nn.Sequential(*layers)
+        self.model = StepSequential(*layers)
 
-    recompute = True  # CPU float32 training: keep only each conv's input for the backward pass
-
-    def forward(self, x, n_steps=1):
-        if self.recompute and can_recompute(self.model, x, (StepBatchNorm2d,)):
-            # the same numbers with about a third of the memory (models/recompute.py)
-            return run_recomputed(self.model, x, lambda bn, y, first: bn.normalize(y, n_steps, first))
-        for layer in self.model:
-            if isinstance(layer, StepBatchNorm2d):
-                x = layer(x, n_steps)
-            elif isinstance(layer, nn.Upsample):
-                x = bilinear_up2(x)  # the layer's numbers, faster on the CPU
-            else:
-                x = layer(x)
-        return x
+    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+        """x (n_steps * b, input_dim, h, w), n_steps decoder calls stacked step-major (BatchNorm
+        keeps per-step statistics) -> (n_steps * b, output_dim, h * 2**n_ups, w * 2**n_ups)."""
+        return self.model(x, n_steps)
 
 
-def identity_grid(b, h, w, device, dtype=torch.float32):
+def identity_grid(b: int, h: int, w: int, device: torch.device | str,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The reference's sampling grid (align_corners=True convention): (b, h, w, 2) with (x, y)."""
     xs = torch.linspace(-1.0, 1.0, w, device=device, dtype=dtype).view(1, 1, w, 1).expand(b, h, w, 1)
     ys = torch.linspace(-1.0, 1.0, h, device=device, dtype=dtype).view(1, h, 1, 1).expand(b, h, w, 1)
     return torch.cat([xs, ys], dim=3)
 
 
-def warp_chain(flows, start, grid=None):
+def warp_chain(flows: torch.Tensor, start: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
     """Warp `start` recursively by each step's flow.
 
     flows (b, K, 2, H, W) in pixels, start (b, C, H, W) -> warped (b, K, C, H, W).

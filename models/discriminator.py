@@ -1,4 +1,6 @@
 """Patch discriminators (image and sequence) and their least-squares GAN losses."""
+from typing import Any
+
 import torch
 import torch.nn as nn
 
@@ -6,19 +8,20 @@ import torch.nn as nn
 class ConvBlock(nn.Module):
     """conv -> InstanceNorm (no affine) -> LeakyReLU(0.2). Key: main.0.{weight,bias}."""
 
-    def __init__(self, c_in, c_out, k, s, p):
+    def __init__(self, c_in: int, c_out: int, k: int, s: int, p: int):
         super().__init__()
         self.main = nn.Sequential(nn.Conv2d(c_in, c_out, k, s, p), nn.InstanceNorm2d(c_out),
                                   nn.LeakyReLU(0.2, inplace=True))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, c_in, h, w) -> (n, c_out, h', w')."""
         return self.main(x)
 
 
 class Discriminator(nn.Module):
     """PatchGAN discriminator: (n, in_channels, H, W) -> (n, 64, H', W') patch scores."""
 
-    def __init__(self, in_channels, ndf=64):
+    def __init__(self, in_channels: int, ndf: int = 64):
         super().__init__()
         self.in_channels = in_channels
         self.layer_1 = nn.Sequential(nn.Conv2d(in_channels, ndf, 4, 2, 1, bias=False),
@@ -28,20 +31,22 @@ class Discriminator(nn.Module):
         self.layer_4 = ConvBlock(ndf * 4, ndf * 8, 4, 1, 2)
         self.last_conv = nn.Conv2d(ndf * 8, 64, 4, 1, 2, bias=False)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(n, in_channels, H, W) -> (n, 64, H', W')."""
         if x.size(1) != self.in_channels:
             raise ValueError(f"discriminator expects {self.in_channels} channels, got {x.size(1)}")
         return self.last_conv(self.layer_4(self.layer_3(self.layer_2(self.layer_1(x)))))
 
 
-def seq_length(opt):
+def seq_length(opt: Any) -> int:
     """Frames in one sequence-D input: S/2 (regular interp), S (irregular interp), S/2 + 1 (extrap)."""
     if opt.extrap:
         return opt.sample_size // 2 + 1
     return opt.sample_size if opt.irregular else opt.sample_size // 2
 
 
-def create_netD(opt, device=None):
+def create_netD(opt: Any, device: torch.device | str | None = None
+                ) -> tuple[Discriminator, Discriminator, torch.optim.Adamax]:
     """The image D, the sequence D and one Adamax over both (reference: create_netD)."""
     netD_img = Discriminator(getattr(opt, "input_dim", 3)).to(device)
     netD_seq = Discriminator(getattr(opt, "input_dim", 3) * seq_length(opt)).to(device)
@@ -50,7 +55,7 @@ def create_netD(opt, device=None):
     return netD_img, netD_seq, optimizer_netD
 
 
-def make_sequences(observed, frames, extrap):
+def make_sequences(observed: torch.Tensor, frames: torch.Tensor, extrap: bool) -> torch.Tensor:
     """Sequence-D inputs for every predicted step, concatenated step-major.
 
     observed (b, T_obs, c, h, w), frames (b, K, c, h, w) (predictions or true frames).
@@ -69,12 +74,12 @@ def make_sequences(observed, frames, extrap):
     return torch.cat(seqs, dim=0)
 
 
-def flatten_frames(x):
+def flatten_frames(x: torch.Tensor) -> torch.Tensor:
     """(b, K, c, h, w) -> (b * K, c, h, w), sample-major."""
     return x.reshape(-1, *x.shape[2:])
 
 
-def lsgan_d_loss(netD, real, fake):
+def lsgan_d_loss(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)); fake is detached.
 
     Real and fake go through D in one call (InstanceNorm is per sample, so this equals two
@@ -85,6 +90,6 @@ def lsgan_d_loss(netD, real, fake):
     return 0.5 * ((scores[:n] - 1).pow(2).mean() + scores[n:].pow(2).mean())
 
 
-def lsgan_g_loss(netD, fake):
-    """mean((D(fake) - 1)^2)."""
+def lsgan_g_loss(netD: nn.Module, fake: torch.Tensor) -> torch.Tensor:
+    """mean((D(fake) - 1)^2); fake (n, c, h, w) -> a scalar."""
     return (netD(fake).float() - 1).pow(2).mean()

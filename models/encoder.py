@@ -1,7 +1,6 @@
 """Convolutional frame encoder E, shared by every frame."""
+import torch
 import torch.nn as nn
-
-from models.recompute import batch_norm_recompute, can_recompute, run_recomputed
 
 
 class Encoder(nn.Module):
@@ -11,7 +10,7 @@ class Encoder(nn.Module):
     State-dict keys match the reference: model.0 (conv), model.1 (BN), model.3, model.4, ...
     """
 
-    def __init__(self, input_dim=3, ch=32, n_downs=2):
+    def __init__(self, input_dim: int = 3, ch: int = 32, n_downs: int = 2):
         super().__init__()
         layers = [nn.Conv2d(input_dim, ch, 3, 1, 1), nn.BatchNorm2d(ch), nn.ReLU()]
         for _ in range(n_downs):
@@ -20,11 +19,6 @@ class Encoder(nn.Module):
         self.model = nn.Sequential(*layers)
         self.out_dim = ch
 
-    recompute = True  # CPU float32 training: BN + ReLU outputs recomputed in the backward pass
-
-    def forward(self, x):
-        if self.recompute and can_recompute(self.model, x):
-            # the same numbers; the ReLU outputs feeding the strided convs are not kept
-            # (the first conv, from the few image channels, is recomputed too)
-            return run_recomputed(self.model, x, batch_norm_recompute, cheap=lambda conv: conv.in_channels <= 4)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, input_dim, H, W) -> features (n, out_dim, H / 2**n_downs, W / 2**n_downs)."""
         return self.model(x)

@@ -1,4 +1,5 @@
-"""ODE functions and the decoder's solver (torchdiffeq odeint)."""
+"""ODE functions, the decoder's solver (torchdiffeq odeint) and the encoder's Euler step."""
+import torch
 import torch.nn as nn
 from torchdiffeq import odeint
 
@@ -8,12 +9,16 @@ from torchdiffeq import odeint
 METHOD_ALIASES = {"adams": "implicit_adams"}
 
 
-def solver_method(name):
+def solver_method(name: str) -> str:
+    """The torchdiffeq method for a --dec_diff name."""
     return METHOD_ALIASES.get(name, name)
 
 
-def create_convnet(n_inputs, n_outputs, n_layers=2, n_units=64):
-    """conv3x3(n_inputs -> n_units), n_layers x [tanh, conv3x3], tanh, conv3x3(-> n_outputs)."""
+def create_convnet(n_inputs: int, n_outputs: int, n_layers: int = 2, n_units: int = 64) -> nn.Sequential:
+    """conv3x3(n_inputs -> n_units), n_layers x [tanh, conv3x3], tanh, conv3x3(-> n_outputs).
+
+    (n, n_inputs, h, w) -> (n, n_outputs, h, w)
+    """
     layers = [nn.Conv2d(n_inputs, n_units, 3, 1, 1)]
     for _ in range(n_layers):
         layers += [nn.Tanh(), nn.Conv2d(n_units, n_units, 3, 1, 1)]
@@ -22,33 +27,49 @@ def create_convnet(n_inputs, n_outputs, n_layers=2, n_units=64):
 
 
 class ODEFunc(nn.Module):
-    """dz/dt = f(z): autonomous, the time argument is ignored.
+    """dz/dt = f(z): autonomous, the time argument is ignored. Key: gradient_net.*
 
     `nfe` counts function evaluations (a Python int: no host synchronisation).
     """
 
-    def __init__(self, ode_func_net):
+    def __init__(self, ode_func_net: nn.Module):
         super().__init__()
         self.gradient_net = ode_func_net
         self.nfe = 0
 
-    def forward(self, t, y):
+    def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """y (b, c, h, w) -> dz/dt (b, c, h, w)."""
         self.nfe += 1
         return self.gradient_net(y)
 
 
 class DiffeqSolver(nn.Module):
-    """Solve dz/dt = f(z) from z0 at times[0] through every entry of `times`.
+    """Solve dz/dt = f(z) from z0 at times[0] through every entry of `times`. Key: ode_func.*"""
 
-    z0 (b, c, h, w), times (T,) increasing -> (b, T, c, h, w)
-    """
-
-    def __init__(self, ode_func, method="dopri5", rtol=1e-3, atol=1e-4):
+    def __init__(self, ode_func: ODEFunc, method: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-4):
         super().__init__()
         self.ode_func = ode_func
         self.method = solver_method(method)
         self.rtol, self.atol = rtol, atol
 
-    def forward(self, z0, times):
+    def forward(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """z0 (b, c, h, w), times (T,) increasing -> z (b, T, c, h, w), z[:, 0] = z0."""
         sol = odeint(self.ode_func, z0, times, rtol=self.rtol, atol=self.atol, method=self.method)
         return sol.transpose(0, 1)  # (T, b, c, h, w) -> (b, T, c, h, w)
+
+
+class EulerStep(nn.Module):
+    """One explicit Euler step of dz/dt = f(z): y + f(y) * (t_to - t_from). Key: ode_func.*
+
+    The ODE-ConvGRU encoder moves its state between two observed frames this way. (The
+    reference builds a DiffeqSolver with method 'euler' for it and only ever uses its ode_func;
+    this module holds the same ode_func, so the state-dict keys are the reference's.)
+    """
+
+    def __init__(self, ode_func: ODEFunc):
+        super().__init__()
+        self.ode_func = ode_func
+
+    def forward(self, y: torch.Tensor, t_from: torch.Tensor, t_to: torch.Tensor) -> torch.Tensor:
+        """y (b, c, h, w) at t_from -> (b, c, h, w) at t_to (f evaluated at t_to, as the reference does)."""
+        return y + self.ode_func(t_to, y) * (t_to - t_from)

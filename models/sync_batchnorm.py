@@ -42,11 +42,12 @@ class SyncStepBatchNorm2d(StepBatchNorm2d):
     Same state-dict keys as nn.BatchNorm2d.
     """
 
-    def __init__(self, *args, process_group=None, **kwargs):
+    def __init__(self, *args, process_group: "torch.distributed.ProcessGroup | None" = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.process_group = process_group
 
-    def forward(self, x, n_steps=1):
+    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+        """x (n_steps * b, C, H, W) step-major -> (n_steps * b, C, H, W)."""
         if not self.training or _group_size(self.process_group) == 1:
             return super().forward(x, n_steps)
         kb, c, h, w = x.shape
@@ -75,7 +76,8 @@ class SyncStepBatchNorm2d(StepBatchNorm2d):
         return y.reshape(kb, c, h, w).to(x.dtype)
 
 
-def convert_sync_batchnorm(module, process_group=None):
+def convert_sync_batchnorm(module: nn.Module,
+                           process_group: "torch.distributed.ProcessGroup | None" = None) -> nn.Module:
     """Replace every BatchNorm2d of `module` (the encoder's nn.BatchNorm2d and the decoder's
     StepBatchNorm2d) by a SyncStepBatchNorm2d holding the same parameters and buffers.
 

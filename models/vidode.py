@@ -1,16 +1,16 @@
 """The Vid-ODE generator: encoder, ODE-ConvGRU, ODE decoder, conv decoder, warping."""
+from typing import Any
+
 import torch
 import torch.nn as nn
-from torch.utils.checkpoint import checkpoint
 
 from models.convgru import EncoderZ0ODEConvGRU
 from models.decoder import Decoder, warp_chain
 from models.encoder import Encoder
 from models.ode import DiffeqSolver, ODEFunc, create_convnet
-from models.recompute import worth_recomputing
 
 
-def as_step_mask(mask, b, T):
+def as_step_mask(mask: torch.Tensor, b: int, T: int) -> torch.Tensor:
     """A predicted/observed-step mask as bool (b, T): accepts float or bool, (b, T) or (b, T, 1)."""
     m = mask.reshape(b, -1)
     if m.size(1) != T:
@@ -18,7 +18,7 @@ def as_step_mask(mask, b, T):
     return m if m.dtype == torch.bool else m > 0.5
 
 
-def select_steps(x, step_mask, n_kept):
+def select_steps(x: torch.Tensor, step_mask: torch.Tensor, n_kept: int) -> torch.Tensor:
     """Each sample's kept steps in time order: x (b, T, ...), step_mask bool (b, T) -> (b, K, ...).
 
     Every sample must keep the same number K of steps (`n_kept`, known on the host)."""
@@ -26,7 +26,7 @@ def select_steps(x, step_mask, n_kept):
     return x[step_mask].reshape(b, n_kept, *x.shape[2:])
 
 
-def count_kept(step_mask):
+def count_kept(step_mask: torch.Tensor) -> int:
     """K, the kept steps per sample (one host read per forward, never inside a loop)."""
     counts = step_mask.sum(dim=1)
     k = int(counts[0])
@@ -36,11 +36,14 @@ def count_kept(step_mask):
 
 
 class VidODE(nn.Module):
-    """Generator. State-dict keys are the reference's (see tests/golden/state_dict_keys_default.txt)."""
+    """Generator. State-dict keys are the reference's (see tests/golden/state_dict_keys_default.txt).
 
-    channels_last = False  # set by models.performance.apply_speed_options (--channels_last)
+    encoder: frames -> features; encoder_z0: the ODE-ConvGRU over the observed features -> z0;
+    diffeq_solver: the decoder ODE from z0 through the times to predict; decoder: each step's
+    latent and the previous one -> optical flow, image and mask; then warping and blending.
+    """
 
-    def __init__(self, opt, device=None):
+    def __init__(self, opt: Any, device: torch.device | str | None = None):
         super().__init__()
         self.opt = opt
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -50,15 +53,16 @@ class VidODE(nn.Module):
 
         self.encoder = Encoder(input_dim, opt.init_dim, opt.n_downs)
         enc_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
-        self.encoder_z0 = EncoderZ0ODEConvGRU(
-            base, DiffeqSolver(enc_func, method="euler"), run_backwards=getattr(opt, "run_backwards", True))
+        self.encoder_z0 = EncoderZ0ODEConvGRU(base, enc_func, run_backwards=getattr(opt, "run_backwards", True))
         dec_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
         self.diffeq_solver = DiffeqSolver(dec_func, method=opt.dec_diff, rtol=1e-3, atol=1e-4)
         self.decoder = Decoder(base * 2, input_dim + 3, opt.n_downs)
         self.to(self.device)
 
     # ------------------------------------------------------------------ forward
-    def get_reconstruction(self, time_steps_to_predict, truth, truth_time_steps, mask=None, out_mask=None):
+    def get_reconstruction(self, time_steps_to_predict: torch.Tensor, truth: torch.Tensor,
+                           truth_time_steps: torch.Tensor, mask: torch.Tensor | None = None,
+                           out_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
         """Predict frames at `time_steps_to_predict` from observed frames.
 
         truth (b, T, C, H, W) observed frames (unobserved ones zeroed), truth_time_steps (T,),
@@ -82,17 +86,14 @@ class VidODE(nn.Module):
 
         # base frame: first observed (interpolation) or last observed (extrapolation)
         base_frame = truth[:, -1] if self.opt.extrap else truth[:, 0]
-        enc_base, frames = base_frame, truth.reshape(b * T, c, h, w)
-        if self.channels_last:
-            enc_base, frames = (f.contiguous(memory_format=torch.channels_last) for f in (enc_base, frames))
-        skip = self.encoder(enc_base)  # (b, base, h/r, w/r); BN sees the b base frames first
-        feats = self.encoder(frames).reshape(b, T, -1, h // r, w // r)
+        skip = self.encoder(base_frame)  # (b, base, h/r, w/r); BN sees the b base frames first
+        feats = self.encoder(truth.reshape(b * T, c, h, w)).reshape(b, T, -1, h // r, w // r)
 
         self.encoder_z0.z0_diffeq_solver.ode_func.nfe = 0
         z0, z0_std = self.encoder_z0(feats, tp_obs, mask)
         self.diffeq_solver.ode_func.nfe = 0
         # under --amp the ODE state stays in the frames' precision (the solver's step control)
-        sol_y = self.solve(z0.to(truth.dtype), tp_pred)  # (b, T', base, h/r, w/r)
+        sol_y = self.diffeq_solver(z0.to(truth.dtype), tp_pred)  # (b, T', base, h/r, w/r)
 
         z = select_steps(sol_y, out_step, K)  # (b, K, base, h/r, w/r)
         prev = torch.cat([skip.unsqueeze(1), z[:, :-1]], dim=1)  # each step's previous latent
@@ -108,36 +109,12 @@ class VidODE(nn.Module):
                  "base_frame": base_frame, "out_step_mask": out_step, "n_kept": K}
         return pred_x, extra
 
-    recompute_ode = True  # CPU training: the decoder ODE's solve is run again in the backward pass
-
-    def solve(self, z0, times):
-        """The decoder ODE from z0 through `times`. In CPU training (z0 of at least
-        recompute.MIN_BYTES: 4 MB at the default options) the solve is checkpointed:
-        its intermediate tensors (every stage of every step: about 300 MB at the default
-        options) are not kept but recomputed, identically (the same steps and values), in the
-        backward pass. ode_func.nfe counts the forward solve only."""
-        if not (self.recompute_ode and worth_recomputing(z0) and z0.requires_grad
-                and not torch.compiler.is_compiling()):
-            return self.diffeq_solver(z0, times)
-        f = self.diffeq_solver.ode_func
-        calls = []
-
-        def run(z, t):
-            calls.append(None)
-            nfe = f.nfe
-            try:
-                return self.diffeq_solver(z, t)
-            finally:
-                if len(calls) > 1:  # the recomputation
-                    f.nfe = nfe
-        return checkpoint(run, z0, times, use_reentrant=False)
-
     # ------------------------------------------------------------------ losses
-    def forward(self, batch_dict):
+    def forward(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         """compute_all_losses, as the module's forward (DistributedDataParallel needs one)."""
         return self.compute_all_losses(batch_dict)
 
-    def compute_all_losses(self, batch_dict):
+    def compute_all_losses(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction.
 
         Returns loss, loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...),

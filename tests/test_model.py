@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import main
-from models import VidODE, create_netD, train_step, update_learning_rate
-from models.ode import solver_method
+from models import VidODE, apply_performance, create_netD, train_step, update_learning_rate
+from models.ode import EulerStep, solver_method
 from tests.golden_utils import golden_dir
 
 
@@ -132,7 +132,10 @@ def test_learning_rate_decay():
     assert lrs[-1] == pytest.approx(1e-4)
 
 
-def test_state_dict_matches_reference_keys_at_default_options():
+@pytest.mark.parametrize("performance", [None, {"recompute": True, "fast_upsample": True},
+                                         {"channels_last": True, "compile": True}])
+def test_state_dict_matches_reference_keys_at_default_options(performance):
+    """The reference's keys and shapes, also with the speed and memory options applied."""
     path = golden_dir() / "state_dict_keys_default.txt"
     want = {}
     for line in path.read_text().splitlines():
@@ -141,8 +144,14 @@ def test_state_dict_matches_reference_keys_at_default_options():
             shape = tuple(int(s) for s in m.group(2).split(",") if s.strip())
             want[m.group(1)] = shape
     model = VidODE(main.get_opt([]))
+    plain_order = list(model.state_dict())
+    if performance is not None:
+        apply_performance(model, **performance)
+        assert list(model.state_dict()) == plain_order
     got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert got == want
+    # the encoder ODE's function is used by one Euler step per frame, under the reference's key
+    assert isinstance(model.encoder_z0.z0_diffeq_solver, EulerStep)
     n_params = sum(p.numel() for p in model.parameters())
     assert f"VidODE: {n_params}" in path.read_text()
     netD_img, netD_seq, _ = create_netD(main.get_opt([]))

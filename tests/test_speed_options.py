@@ -1,20 +1,27 @@
-"""Speed and memory options: the CPU memory savers give the plain modules' numbers bit for bit;
---amp bf16, --channels_last and --compile (traced with the eager backend) train on tiny sizes."""
+"""Speed and memory options (models/performance, applied by apply_performance): the CPU memory
+savers give the plain modules' numbers bit for bit and are really active when switched on (fewer
+bytes kept for the backward pass); --amp bf16, --channels_last and --compile (traced with the
+eager backend) train on tiny sizes."""
 import copy
+from collections import OrderedDict
 
 import pytest
 import torch
 import torch.nn as nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import main
-import models.recompute as recompute
+import models.performance.recompute as recompute
 from dataloader import make_batch
-from models import VidODE, create_netD, train_step
-from models.decoder import Decoder, StepBatchNorm2d
+from models import VidODE, apply_performance, create_netD, train_step
+from models.decoder import Decoder, StepBatchNorm2d, StepSequential
 from models.discriminator import Discriminator, lsgan_d_loss
 from models.encoder import Encoder
+from models.ode import DiffeqSolver
 from models.performance import apply_speed_options, autocast, make_grad_scaler
-from models.recompute import bilinear_up2
+from models.performance.recompute import (CheckpointedDiffeqSolver, RecomputedDecoderLayers,
+                                          RecomputedEncoderLayers, batch_norm_again)
+from models.performance.upsample import FastUpsample2, bilinear_up2, bilinear_up2_backward
 from tests.golden_utils import bias_feeding_norm
 
 
@@ -81,9 +88,10 @@ def test_decoder_recompute_is_bit_exact(monkeypatch, chunk_bytes, ch, K, b, h, n
         monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
     torch.manual_seed(0)
-    fast = Decoder(ch, 6, n_ups)
-    plain = copy.deepcopy(fast)
-    plain.recompute = False
+    plain = Decoder(ch, 6, n_ups)
+    fast = copy.deepcopy(plain)
+    fast.model = RecomputedDecoderLayers(OrderedDict(
+        (n, FastUpsample2() if isinstance(m, nn.Upsample) else m) for n, m in fast.model.named_children()))
     x = torch.randn(K * b, ch, h, h)
     g = torch.randn(K * b, 6, h * 2 ** n_ups, h * 2 ** n_ups)
     _assert_identical(_run(fast, x, g, n_steps=K), _run(plain, x, g, n_steps=K))
@@ -96,9 +104,9 @@ def test_encoder_recompute_is_bit_exact(monkeypatch, chunk_bytes):
         monkeypatch.setattr(recompute, "CHUNK_BYTES", chunk_bytes)
         monkeypatch.setattr(recompute, "WEIGHT_GRAD_BYTES", chunk_bytes)
     torch.manual_seed(0)
-    fast = Encoder(3, 8, 2)
-    plain = copy.deepcopy(fast)
-    plain.recompute = False
+    plain = Encoder(3, 8, 2)
+    fast = copy.deepcopy(plain)
+    fast.model = RecomputedEncoderLayers(OrderedDict(fast.model.named_children()))
     x = torch.rand(10, 3, 32, 32)
     g = torch.randn(10, 32, 8, 8)
     _assert_identical(_run(fast, x, g), _run(plain, x, g))
@@ -124,12 +132,11 @@ def test_training_step_with_recomputation_is_bit_exact(monkeypatch, mode):
     monkeypatch.setattr(recompute, "CHUNK_BYTES", 16384)  # a few sample chunks
 
     def step(on):
-        monkeypatch.setattr(Decoder, "recompute", on)
-        monkeypatch.setattr(Encoder, "recompute", on)
-        monkeypatch.setattr(VidODE, "recompute_ode", on)
         torch.manual_seed(0)
         model = VidODE(opt)
         netD_img, netD_seq, optD = create_netD(opt)
+        apply_performance(model, netD_img, netD_seq, recompute=on, fast_upsample=on)
+        assert isinstance(model.diffeq_solver, CheckpointedDiffeqSolver) == on
         optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
         batch = tiny_batch(opt)
         outs = [train_step(model, netD_img, netD_seq, optG, optD, batch, opt) for _ in range(2)]
@@ -164,6 +171,161 @@ def test_recompute_only_where_it_applies(monkeypatch):
     assert not recompute.can_recompute(layers, x)  # StepBatchNorm2d not declared
 
 
+# ------------------------------------------------------------------ each saver is really on (or off)
+
+def saved_bytes(fn):
+    """Bytes of the distinct storages autograd keeps for the backward pass while fn() runs
+    (of 1 kB or more: the adaptive solver's scalars vary by a few bytes from run to run)."""
+    kept = {}
+
+    def pack(t):
+        if t.untyped_storage().nbytes() >= 1024:
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return sum(kept.values())
+
+
+def saver_inputs(seed=0):
+    """A VidODE at init_dim 8 and inputs of at least recompute.MIN_BYTES (1 MB) for its encoder
+    (8 frames of 128 px: 1.5 MB), decoder (4 steps x 2 clips: 2 MB) and decoder ODE (1 MB)."""
+    torch.manual_seed(seed)
+    model = VidODE(tiny_opt("--init_dim", "8"))
+    frames = torch.rand(8, 3, 128, 128)
+    latents = torch.randn(8, 64, 32, 32)
+    z0 = torch.randn(8, 32, 32, 32, requires_grad=True)
+    for t in (frames, latents, z0):
+        assert t.numel() * t.element_size() >= recompute.MIN_BYTES
+    return model, frames, latents, z0, torch.tensor([0.0, 0.1])
+
+
+def kept_by_part(model, frames, latents, z0, times):
+    return {"encoder": saved_bytes(lambda: model.encoder(frames)),
+            "decoder": saved_bytes(lambda: model.decoder(latents, n_steps=4)),
+            "decoder ODE": saved_bytes(lambda: model.diffeq_solver(z0, times))}
+
+
+def test_recompute_keeps_less_for_the_backward_pass():
+    """recompute=True: the encoder keeps its input and each strided conv's input (not the
+    BatchNorm/ReLU outputs), the decoder each segment's input (not the upsampled maps, BatchNorm
+    and ReLU outputs), the checkpointed ODE solve nothing of its stages. Measured: 0.36, 0.29 and
+    0.014 of the plain modules' bytes. recompute=False (also after True): the plain modules' bytes."""
+    model, *inputs = saver_inputs()
+    plain = kept_by_part(model, *inputs)
+    apply_performance(model, recompute=True)
+    on = kept_by_part(model, *inputs)
+    assert on["encoder"] < 0.45 * plain["encoder"], (on, plain)
+    assert on["decoder"] < 0.4 * plain["decoder"], (on, plain)
+    assert on["decoder ODE"] < 0.05 * plain["decoder ODE"], (on, plain)
+    apply_performance(model, recompute=False)
+    assert kept_by_part(model, *inputs) == plain
+
+
+def test_recompute_is_idle_below_the_threshold_and_without_gradients():
+    """Under recompute.MIN_BYTES, or without autograd, the savers run the plain modules."""
+    model, frames, latents, z0, times = saver_inputs()
+    small = (frames[:4, :, :64].clone(), latents[:, :, :8].clone(),
+             z0[:, :, :16].detach().clone().requires_grad_(), times)  # 0.4, 0.5 and 0.5 MB
+    assert all(t.numel() * t.element_size() < recompute.MIN_BYTES for t in small[:3])
+    plain = kept_by_part(model, *small)
+    apply_performance(model, recompute=True)
+    assert kept_by_part(model, *small) == plain
+    calls, base = [], recompute.PreConv
+
+    class Counted(base):
+        @staticmethod
+        def forward(ctx, *args):
+            calls.append(None)
+            return base.forward(ctx, *args)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(recompute, "PreConv", Counted)
+        with torch.no_grad():
+            model.encoder(frames), model.decoder(latents, n_steps=4)
+        assert calls == []
+        model.encoder(frames)
+        assert len(calls) == 2  # the encoder's two segments: conv0-BN-ReLU-conv1, BN-ReLU-conv2
+
+
+class OpLog(TorchDispatchMode):
+    """The aten ops run inside, with whether their first argument is channels_last."""
+
+    def __init__(self):
+        super().__init__()
+        self.ops = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        x = args[0] if args and torch.is_tensor(args[0]) else None
+        self.ops.append((func.__name__, x is not None and x.dim() == 4 and x.size(1) > 1
+                         and x.is_contiguous(memory_format=torch.channels_last)))
+        return func(*args, **(kwargs or {}))
+
+
+def upsampling_inputs_channels_last(model, latents):
+    with torch.no_grad(), OpLog() as log:
+        model.decoder(latents, n_steps=4)
+    return [cl for name, cl in log.ops if name.startswith("upsample_bilinear2d")]
+
+
+def test_fast_upsample_runs_the_channels_last_kernel():
+    """fast_upsample=True: the decoder's first x2 upsampling (32 -> 64 px) runs on a channels_last
+    copy (bilinear_up2's faster path), the second (64 -> 128 px) as it is; False: both as they are."""
+    model, _, latents, _, _ = saver_inputs()
+    assert upsampling_inputs_channels_last(model, latents) == [False, False]
+    apply_performance(model, fast_upsample=True)
+    assert sum(isinstance(m, FastUpsample2) for m in model.decoder.model) == 2
+    assert upsampling_inputs_channels_last(model, latents) == [True, False]
+    apply_performance(model, fast_upsample=False)
+    assert upsampling_inputs_channels_last(model, latents) == [False, False]
+
+
+def test_channels_last_converts_weights_and_encoder_input():
+    """channels_last=True: every 4-D weight and the encoder's input in channels_last layout (so
+    every encoder convolution gets a channels_last input); off by default."""
+    opt = tiny_opt()
+    model = VidODE(opt)
+    netD_img, netD_seq, _ = create_netD(opt)
+    frames = torch.rand(4, 3, 16, 16)
+
+    def conv_inputs():
+        with torch.no_grad(), OpLog() as log:
+            model.encoder(frames)
+        return [cl for name, cl in log.ops if name.startswith("convolution")]
+    assert conv_inputs() == [False, False, False]
+    apply_performance(model, netD_img, netD_seq)
+    assert conv_inputs() == [False, False, False]
+    apply_performance(model, netD_img, netD_seq, channels_last=True)
+    apply_performance(model, netD_img, netD_seq, channels_last=True)  # twice: one input conversion
+    assert conv_inputs() == [True, True, True]
+    for m in (model, netD_img, netD_seq):
+        for n, p in m.named_parameters():
+            if p.dim() == 4:
+                assert p.is_contiguous(memory_format=torch.channels_last), n
+
+
+def test_apply_performance_swaps_modules_both_ways():
+    """The savers are module swaps holding the same parameters (an optimiser made before stays
+    valid) under the same keys; off again, the plain classes are back."""
+    model = VidODE(tiny_opt())
+    params = dict(model.named_parameters())
+    keys = list(model.state_dict())
+    out = apply_performance(model)
+    assert out == [model]
+    assert type(model.encoder.model) is RecomputedEncoderLayers
+    assert type(model.decoder.model) is RecomputedDecoderLayers
+    assert type(model.diffeq_solver) is CheckpointedDiffeqSolver
+    assert model.diffeq_solver.method == "dopri5" and model.diffeq_solver.rtol == 1e-3
+    assert list(model.state_dict()) == keys
+    assert all(p is params[n] for n, p in model.named_parameters())
+    apply_performance(model, recompute=False, fast_upsample=False)
+    assert type(model.encoder.model) is nn.Sequential and type(model.decoder.model) is StepSequential
+    assert type(model.diffeq_solver) is DiffeqSolver
+    assert not any(isinstance(m, FastUpsample2) for m in model.modules())
+    assert list(model.state_dict()) == keys
+    with pytest.raises(TypeError, match="VidODE"):
+        apply_performance(model.decoder)
+
+
 @pytest.mark.parametrize("shape", [(40, 256, 32, 32), (10, 64, 8, 8), (10, 32, 16, 16), (4, 128, 64, 64),
                                    (3, 3, 5, 7), (2, 8, 33, 31)])
 def test_bilinear_up2_matches_upsample(shape):
@@ -177,7 +339,7 @@ def test_bilinear_up2_matches_upsample(shape):
     (yb * g).sum().backward()
     assert torch.equal(ya, yb) and yb.is_contiguous()
     assert torch.equal(xa.grad, xb.grad)
-    assert torch.equal(recompute.bilinear_up2_backward(g, shape), xa.grad)
+    assert torch.equal(bilinear_up2_backward(g, shape), xa.grad)
 
 
 def test_step_batchnorm_is_per_step_batchnorm():
@@ -205,9 +367,23 @@ def test_step_batchnorm_is_per_step_batchnorm():
     # the recomputation leaves the running statistics alone and gives the same output
     before = {k: v.clone() for k, v in step.state_dict().items()}
     with torch.no_grad():
-        again = step.normalize(x, K, update_stats=False)
+        again = batch_norm_again(step, x, K)
     assert torch.equal(again, ya.detach())
     assert all(torch.equal(before[k], v) for k, v in step.state_dict().items())
+
+
+def test_batch_norm_again_is_the_first_call():
+    """batch_norm_again == the BatchNorm call it recomputes (training: batch statistics, the
+    running ones untouched; evaluation: the running statistics)."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm2d(8)
+    x = torch.randn(6, 8, 5, 5)
+    y = bn(x)
+    before = {k: v.clone() for k, v in bn.state_dict().items()}
+    assert torch.equal(batch_norm_again(bn, x), y)
+    assert all(torch.equal(before[k], v) for k, v in bn.state_dict().items())
+    bn.eval()
+    assert torch.equal(batch_norm_again(bn, x), bn(x))
 
 
 def test_discriminators_one_after_the_other_match_one_backward():

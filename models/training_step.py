@@ -1,6 +1,8 @@
 """One Vid-ODE training iteration (docs/algorithm.md section 4), shared by the trainer and the tests."""
+from typing import Any
 
 import torch
+import torch.nn as nn
 from torch.profiler import record_function
 
 from models.discriminator import flatten_frames, lsgan_d_loss, lsgan_g_loss, make_sequences
@@ -9,15 +11,17 @@ from models.vidode import select_steps, as_step_mask, count_kept
 from utils.distributed import unwrap
 
 
-def update_learning_rate(optimizer, decay_rate=0.99, lowest=1e-4):
+def update_learning_rate(optimizer: torch.optim.Optimizer, decay_rate: float = 0.99, lowest: float = 1e-4) -> float:
     """lr <- max(lr * decay_rate, lowest), for every parameter group (start of each epoch)."""
     for group in optimizer.param_groups:
         group["lr"] = max(group["lr"] * decay_rate, lowest)
     return optimizer.param_groups[0]["lr"]
 
 
-def discriminator_inputs(batch, res, opt):
-    """Observed frames, true frames and predictions as the discriminators see them.
+def discriminator_inputs(batch: dict[str, torch.Tensor], res: dict[str, Any],
+                         opt: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Observed frames (b, T_obs, c, h, w), true frames and predictions (b, K, c, h, w) as the
+    discriminators see them.
 
     Irregular mode reduces the observed frames to each sample's observed slots
     (observed_mask); the targets and predictions are already the kept steps.
@@ -30,11 +34,13 @@ def discriminator_inputs(batch, res, opt):
     return observed, res["target"], res["pred_y"]
 
 
-def real_sequences(observed, real, extrap):
-    """The sequence D's real inputs. In interpolation training the true frames are the observed
-    ones, so every step's real sequence is the observed clip itself: it is scored once instead
-    of K times (the mean over K identical copies is the same; K times less D work)."""
-    if not extrap and real.shape == observed.shape and torch.equal(real, observed):
+def real_sequences(observed: torch.Tensor, real: torch.Tensor, extrap: bool, once: bool = True) -> torch.Tensor:
+    """The sequence D's real inputs: make_sequences(observed, real, extrap), (K * b, n * c, h, w).
+
+    once: in interpolation training the true frames are the observed ones, so every step's real
+    sequence is the observed clip itself: it is then scored once, (b, T * c, h, w), instead of K
+    times (the mean over K identical copies is the same; K times less D work)."""
+    if once and not extrap and real.shape == observed.shape and torch.equal(real, observed):
         return observed.reshape(observed.size(0), -1, *observed.shape[3:])  # (b, T*c, h, w)
     return make_sequences(observed, real, extrap)
 
@@ -56,14 +62,21 @@ def _step(optimizer, scaler):
         optimizer.step()
 
 
-def discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt, scaler=None):
+def discriminator_step(netD_img: nn.Module, netD_seq: nn.Module, optimizer_D: torch.optim.Optimizer,
+                       batch: dict[str, torch.Tensor], res: dict[str, Any], opt: Any,
+                       scaler: torch.amp.GradScaler | None = None, *, score_real_once: bool = True,
+                       freeze_d: bool = True) -> dict[str, torch.Tensor]:
     """The D step (both discriminators, one Adamax), then the generator's adversarial terms
-    against the updated discriminators. Returns the loss tensors."""
+    against the updated discriminators. Returns the loss tensors.
+
+    score_real_once: see real_sequences. freeze_d: the generator's adversarial pass computes no
+    discriminator weight gradients (the reference computes them and discards them). False is
+    the reference's way for either (bench/bench_ablation.py measures what they give)."""
     device = res["pred_y"].device
     with record_function("D_inputs"):
         observed, real, fake = discriminator_inputs(batch, res, opt)
         # contiguous inputs: the discriminators' float rounding then matches the reference's
-        seq_real = real_sequences(observed, real, opt.extrap).contiguous()
+        seq_real = real_sequences(observed, real, opt.extrap, once=score_real_once).contiguous()
         seq_fake = make_sequences(observed, fake, opt.extrap).contiguous()
         img_real, img_fake = flatten_frames(real).contiguous(), flatten_frames(fake).contiguous()
 
@@ -86,7 +99,7 @@ def discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt, scaler=
     # bare modules are called (outside DistributedDataParallel) with their weights frozen
     with record_function("G_adv_forward"), autocast(opt, device):
         D_seq, D_img = unwrap(netD_seq), unwrap(netD_img)
-        _set_requires_grad((D_seq, D_img), False)
+        _set_requires_grad((D_seq, D_img), not freeze_d)
         try:
             g_seq = lsgan_g_loss(D_seq, seq_fake)
             g_img = lsgan_g_loss(D_img, img_fake)
@@ -97,7 +110,10 @@ def discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt, scaler=
             "loss_adv_G": loss_adv_G, "loss_G_seq": g_seq, "loss_G_img": g_img}
 
 
-def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt, scaler=None):
+def train_step(model: nn.Module, netD_img: nn.Module, netD_seq: nn.Module, optimizer_G: torch.optim.Optimizer,
+               optimizer_D: torch.optim.Optimizer, batch: dict[str, torch.Tensor], opt: Any,
+               scaler: torch.amp.GradScaler | None = None, *, score_real_once: bool = True,
+               freeze_d: bool = True) -> dict[str, Any]:
     """D step, then the generator's adversarial loss against the updated D, then the G step.
     With --lamb_adv 0 the discriminators are skipped (their losses are reported as 0).
 
@@ -105,12 +121,14 @@ def train_step(model, netD_img, netD_seq, optimizer_G, optimizer_D, batch, opt, 
     tensors, the prediction and its target. Phases are labelled for torch.profiler.
     --amp: the forward passes run under autocast (models.performance), the backward passes
     outside it; scaler: a GradScaler (--amp fp16), updated once per iteration.
+    score_real_once, freeze_d: see discriminator_step (bench/bench_ablation.py turns them off).
     """
     with record_function("G_forward"), autocast(opt, unwrap(model).device):
         res = model(batch)
         loss_G_recon = res["loss"]
     if opt.lamb_adv > 0:
-        adv = discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt, scaler)
+        adv = discriminator_step(netD_img, netD_seq, optimizer_D, batch, res, opt, scaler,
+                                 score_real_once=score_real_once, freeze_d=freeze_d)
     else:
         zero = loss_G_recon.new_zeros(())
         adv = dict.fromkeys(("loss_D", "loss_D_seq", "loss_D_img", "loss_adv_G", "loss_G_seq",

@@ -8,45 +8,34 @@ convolution's input that the weight gradient needs (in the decoder at the defaul
 168 and 335 MB upsampled maps, 84 and 168 MB ReLU outputs). The backward pass runs the same
 kernels on the same values as autograd does on the plain modules: aten.convolution_backward
 for the convolution, the upsampling's aten backward, autograd itself for `pre`; BatchNorm's
-running statistics are updated once, in the forward call.
+running statistics are updated once, in the forward call (batch_norm_again recomputes).
 
 The convolutions also run on a few samples at a time (sample_chunks: the forward and the input
 gradient, where each sample's result is computed alone), and the biggest weight gradients by
 groups of input channels (weight_grad_groups), so that no whole-batch upsampled map, its
 gradient or oneDNN's blocked copies of them exist at once.
 
+The modules that models.performance.apply_performance swaps in:
+  RecomputedEncoderLayers   for Encoder.model (the encoder's Sequential)
+  RecomputedDecoderLayers   for Decoder.model (the decoder's StepSequential)
+  CheckpointedDiffeqSolver  for VidODE.diffeq_solver (the decoder ODE's solve is run again in
+                            the backward pass instead of keeping every stage of every step)
+Each holds the same children as the module it replaces (the same state-dict keys) and runs the
+plain forward wherever recomputing does not apply or would not pay (inputs under MIN_BYTES).
+
 Forward values, gradients and BatchNorm buffers are bit for bit those of the plain modules
 (tests/test_speed_options.py checks it, chunked and not, where the tests run).
 """
+from collections.abc import Callable, Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
-
-def bilinear_up2(x):
-    """nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), same numbers.
-
-    On the CPU, PyTorch computes a channels-first input whose output has H + W <= 128 with its
-    channels-last kernel behind two slow internal layout conversions; converting here runs the
-    very same kernel on the same values about twice as fast (the decoder's first upsampling).
-    """
-    if (x.device.type == "cpu" and x.dim() == 4 and x.size(1) > 3 and x.is_contiguous()
-            and 2 * (x.size(2) + x.size(3)) <= 128 and not x.is_contiguous(memory_format=torch.channels_last)):
-        y = F.interpolate(x.contiguous(memory_format=torch.channels_last), scale_factor=2.0, mode="bilinear",
-                          align_corners=False)
-        return y.contiguous()
-    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-
-
-def bilinear_up2_backward(grad, input_shape):
-    """The input gradient autograd computes for bilinear_up2 (same aten kernel, same arguments)."""
-    return torch.ops.aten.upsample_bilinear2d_backward(grad, list(grad.shape[2:]), list(input_shape),
-                                                       False, 2.0, 2.0)
-
-
-def _is_up2(m):
-    return (isinstance(m, nn.Upsample) and m.mode == "bilinear" and not m.align_corners and m.size is None
-            and m.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0)))
+from models.decoder import StepBatchNorm2d, StepSequential
+from models.ode import DiffeqSolver
+from models.performance.upsample import bilinear_up2_backward, is_bilinear_up2
 
 
 class PreConv(torch.autograd.Function):
@@ -54,9 +43,10 @@ class PreConv(torch.autograd.Function):
 
     pre(x, first): the cheap differentiable ops (None: identity), called with first=True in the
     forward pass (BatchNorm updates its running statistics) and first=False when recomputed
-    (it must not). up: a x2 bilinear upsampling after pre, outside the recomputed graph (its
-    backward is called directly, so the upsampled map is freed right after the convolution's
-    backward). pre_params: the parameters pre uses (BatchNorm's), which get their gradients here.
+    (it must not). up: the x2 bilinear upsampling layer after pre (None: none), outside the
+    recomputed graph (its backward is called directly, so the upsampled map is freed right after
+    the convolution's backward). pre_params: the parameters pre uses (BatchNorm's), which get
+    their gradients here.
     """
 
     @staticmethod
@@ -66,8 +56,8 @@ class PreConv(torch.autograd.Function):
         y = None
         # a few samples at a time (each sample's output is computed alone: the same numbers),
         # so the whole batch's upsampled map and oneDNN's blocked copies never exist at once
-        for i, j in sample_chunks(z.size(0), _u_bytes_per_sample(z, up)):
-            yc = conv_fn(bilinear_up2(z[i:j]) if up else z[i:j])
+        for i, j in sample_chunks(z.size(0), _u_bytes_per_sample(z, up is not None)):
+            yc = conv_fn(up(z[i:j]) if up is not None else z[i:j])
             if y is None:
                 if j == z.size(0):
                     y = yc
@@ -82,7 +72,7 @@ class PreConv(torch.autograd.Function):
     @staticmethod
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
-        conv = ctx.conv
+        conv, up = ctx.conv, ctx.up is not None
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         need_b = need_b and ctx.has_bias
         need_pre = ctx.needs_input_grad[6:]
@@ -95,11 +85,11 @@ class PreConv(torch.autograd.Function):
         u_shape = None
         if need_w or need_b:  # weight and bias gradients: over the whole batch
             zd = z.detach()
-            u_shape = (zd.shape[:2] + (2 * zd.size(2), 2 * zd.size(3))) if ctx.up else zd.shape
+            u_shape = (zd.shape[:2] + (2 * zd.size(2), 2 * zd.size(3))) if up else zd.shape
             gws = []
-            for k, (c0, c1) in enumerate(weight_grad_groups(conv, zd, ctx.up)):
+            for k, (c0, c1) in enumerate(weight_grad_groups(conv, zd, up)):
                 zc = zd if c1 - c0 == zd.size(1) else zd[:, c0:c1].contiguous()
-                u = bilinear_up2(zc) if ctx.up else zc
+                u = ctx.up(zc) if up else zc
                 wc = weight if c1 - c0 == zd.size(1) else weight[:, c0:c1].contiguous()
                 _, gwc, gbc = torch.ops.aten.convolution_backward(gy, u, wc, *conv_args,
                                                                   [False, need_w, need_b and k == 0])
@@ -115,7 +105,7 @@ class PreConv(torch.autograd.Function):
             # map, nor its blocked copy inside oneDNN, is ever allocated. The conv reads only the
             # shape of its `input` argument here.
             if u_shape is None:
-                u_shape = (ctx.z_shape[:2] + (2 * ctx.z_shape[2], 2 * ctx.z_shape[3])) if ctx.up else ctx.z_shape
+                u_shape = (ctx.z_shape[:2] + (2 * ctx.z_shape[2], 2 * ctx.z_shape[3])) if up else ctx.z_shape
             gz = gy.new_empty(ctx.z_shape)
             shape_only = None
             for i, j in sample_chunks(gy.size(0), int(torch.Size(u_shape[1:]).numel()) * gy.element_size()):
@@ -123,7 +113,7 @@ class PreConv(torch.autograd.Function):
                     shape_only = gy.new_empty((j - i,) + tuple(u_shape[1:]))
                 gu = torch.ops.aten.convolution_backward(gy[i:j], shape_only, weight, *conv_args,
                                                          [True, False, False])[0]
-                gz[i:j] = bilinear_up2_backward(gu, (j - i,) + ctx.z_shape[1:]) if ctx.up else gu
+                gz[i:j] = bilinear_up2_backward(gu, (j - i,) + ctx.z_shape[1:]) if up else gu
                 del gu
             if ctx.pre is None:
                 gx = gz
@@ -139,7 +129,7 @@ CHUNK_BYTES = 32 * 2 ** 20  # PreConv's sample chunks: about this many bytes of 
 WEIGHT_GRAD_BYTES = 96 * 2 ** 20  # conv inputs above this: weight gradient by input-channel groups
 
 
-def weight_grad_groups(conv, z, up):
+def weight_grad_groups(conv: nn.Conv2d, z: torch.Tensor, up: bool) -> list[tuple[int, int]]:
     """Input-channel ranges for the weight gradient: one range, except for the decoder's big
     stride-1 convolutions (>= 32 output channels, an input of more than WEIGHT_GRAD_BYTES: at
     the default options the two at 64x64 and 128x128, 168 and 335 MB) computed in groups of
@@ -158,11 +148,11 @@ def weight_grad_groups(conv, z, up):
     return [(c0, min(c, c0 + step)) for c0 in range(0, c, step)]
 
 
-def _u_bytes_per_sample(z, up):
+def _u_bytes_per_sample(z: torch.Tensor, up: bool) -> int:
     return z[0].numel() * z.element_size() * (4 if up else 1)
 
 
-def sample_chunks(n, bytes_per_sample):
+def sample_chunks(n: int, bytes_per_sample: int) -> list[tuple[int, int]]:
     """(start, stop) ranges over n samples of about CHUNK_BYTES each, never of a single sample
     when n > 1: PyTorch runs a lone small sample's 3x3 conv with another algorithm (other
     rounding), while every multi-sample chunk gives each sample exactly its whole-batch result."""
@@ -178,68 +168,128 @@ def sample_chunks(n, bytes_per_sample):
 MIN_BYTES = 2 ** 20  # recompute only for inputs of at least this size (small ones: no gain)
 
 
-def worth_recomputing(x):
+def worth_recomputing(x: torch.Tensor) -> bool:
     """CPU training on a tensor big enough for the memory to matter (at the golden cases' size
     the recomputation would only cost time: Python overhead)."""
     return x.device.type == "cpu" and torch.is_grad_enabled() and x.numel() * x.element_size() >= MIN_BYTES
 
 
-def can_recompute(layers, x, norm_types=(nn.BatchNorm2d,)):
+def can_recompute(layers: Sequence[nn.Module], x: torch.Tensor,
+                  norm_types: tuple[type, ...] = (nn.BatchNorm2d,)) -> bool:
     """Whether run_recomputed applies: CPU float32 training on channels-first tensors of at least
     MIN_BYTES, no autocast, no torch.compile tracing, and only the layer types it knows
-    (norm_types: the BatchNorm classes, exactly, that the caller's normalize handles; not
-    synchronised ones)."""
+    (norm_types: the BatchNorm classes, exactly, that the layers may hold; not synchronised ones)."""
     return (worth_recomputing(x) and x.dtype == torch.float32 and x.dim() == 4
             and x.is_contiguous() and not torch.is_autocast_enabled("cpu")
             and not torch.compiler.is_compiling()
             and all((type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str))
-                    or type(m) is nn.ReLU or _is_up2(m) or type(m) in norm_types for m in layers))
+                    or type(m) is nn.ReLU or is_bilinear_up2(m) or type(m) in norm_types for m in layers))
 
 
-def run_recomputed(layers, x, normalize, cheap=None):
-    """Run `layers` (Conv2d, BatchNorm2d, ReLU, x2 bilinear Upsample) as PreConv segments.
+def batch_norm_again(bn: nn.BatchNorm2d, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+    """The output of bn(x) (StepBatchNorm2d: bn(x, n_steps), each step with its own statistics)
+    without touching the running statistics: a recomputation for the backward pass, bit for bit
+    the first call's output. x (n_steps * b, C, H, W) step-major -> (n_steps * b, C, H, W)."""
+    if not bn.training:
+        return bn(x)  # running statistics: nothing is updated
+    steps = x.split(x.size(0) // n_steps) if n_steps > 1 else (x,)
+    out = [F.batch_norm(xk, None, None, bn.weight, bn.bias, True, 0.0, bn.eps) for xk in steps]
+    return out[0] if len(out) == 1 else torch.cat(out)
 
-    normalize(bn, x, first) runs a BatchNorm layer (first=False: without touching its running
-    statistics). cheap(conv): a convolution to recompute as well, inside the next segment's
-    pre (the encoder's first, 3 -> 32 channels: its 100 MB output is then not kept either).
-    Layers after the last convolution run plainly (their outputs are the result).
+
+def _batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, n_steps: int, first: bool) -> torch.Tensor:
+    if not first:
+        return batch_norm_again(bn, x, n_steps)
+    return bn(x, n_steps) if isinstance(bn, StepBatchNorm2d) else bn(x)
+
+
+def run_recomputed(layers: Sequence[nn.Module], x: torch.Tensor, n_steps: int = 1,
+                   cheap: Callable[[nn.Conv2d], bool] | None = None) -> torch.Tensor:
+    """Run `layers` (Conv2d, BatchNorm2d or StepBatchNorm2d, ReLU, x2 bilinear Upsample) as
+    PreConv segments: the layers' output for x, keeping only each convolution's input.
+
+    n_steps: the StepBatchNorm2d layers' number of stacked steps. cheap(conv): a convolution to
+    recompute as well, inside the next segment's pre (the encoder's first, 3 -> 32 channels: its
+    100 MB output is then not kept either). Layers after the last convolution run plainly (their
+    outputs are the result).
     """
     pending = []
     for layer in layers:
         if not isinstance(layer, nn.Conv2d) or (cheap is not None and cheap(layer) and not pending):
             pending.append(layer)
             continue
-        up = bool(pending) and _is_up2(pending[-1])
-        chain = pending[:-1] if up else pending
-        if any(_is_up2(m) for m in chain):
+        up = pending[-1] if pending and is_bilinear_up2(pending[-1]) else None
+        chain = pending[:-1] if up is not None else pending
+        if any(is_bilinear_up2(m) for m in chain):
             raise ValueError("an upsampling must come right before a convolution")
-        pre = _chain(chain, normalize) if chain else None
+        pre = _chain(chain, n_steps) if chain else None
         params = [p for m in chain for p in m.parameters()]
         x = PreConv.apply(x, layer.weight, layer.bias, layer, pre, up, *params)
         pending = []
     if pending:
-        x = _chain(pending, normalize)(x, True)
+        x = _chain(pending, n_steps)(x, True)
     return x
 
 
-def _chain(chain, normalize):
+def _chain(chain: list[nn.Module], n_steps: int) -> Callable[[torch.Tensor, bool], torch.Tensor]:
     def run(x, first):
         for i, m in enumerate(chain):
             if isinstance(m, nn.BatchNorm2d):
-                x = normalize(m, x, first)
+                x = _batch_norm(m, x, n_steps, first)
             elif isinstance(m, nn.ReLU):
                 # in place on a BatchNorm output (its backward keeps the input only): no copy
                 x = F.relu(x, inplace=i > 0 and isinstance(chain[i - 1], nn.BatchNorm2d))
-            elif _is_up2(m):
-                x = bilinear_up2(x)
             else:
                 x = m(x)
         return x
     return run
 
 
-def batch_norm_recompute(bn, x, first):
-    """An nn.BatchNorm2d call; first=False: the same output without touching the running statistics."""
-    if first or not bn.training or not bn.track_running_stats:
-        return bn(x)
-    return F.batch_norm(x, None, None, bn.weight, bn.bias, True, 0.0, bn.eps)
+# ------------------------------------------------------------------ the modules swapped in
+
+class RecomputedEncoderLayers(nn.Sequential):
+    """The encoder's layers (Encoder.model), the same children; in CPU float32 training on inputs
+    of at least MIN_BYTES the BatchNorm and ReLU outputs (and the first convolution's, from the
+    few image channels) are recomputed in the backward pass instead of kept."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, c, H, W) -> the layers' output, as nn.Sequential's."""
+        if can_recompute(self, x):
+            return run_recomputed(self, x, cheap=lambda conv: conv.in_channels <= 4)
+        return super().forward(x)
+
+
+class RecomputedDecoderLayers(StepSequential):
+    """The decoder's layers (Decoder.model), the same children; in CPU float32 training on inputs
+    of at least MIN_BYTES only each convolution's input is kept for the backward pass (the
+    upsampled maps, BatchNorm and ReLU outputs are recomputed): about a third of the memory."""
+
+    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
+        """x (n_steps * b, c, h, w) step-major -> the layers' output, as StepSequential's."""
+        if can_recompute(self, x, (StepBatchNorm2d,)):
+            return run_recomputed(self, x, n_steps)
+        return super().forward(x, n_steps)
+
+
+class CheckpointedDiffeqSolver(DiffeqSolver):
+    """DiffeqSolver whose solve, in CPU training from a z0 of at least MIN_BYTES (4 MB at the
+    default options), is checkpointed: its intermediate tensors (every stage of every step: about
+    300 MB at the default options) are not kept but recomputed, identically (the same steps and
+    values), in the backward pass. ode_func.nfe counts the forward solve only."""
+
+    def forward(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """z0 (b, c, h, w), times (T,) -> z (b, T, c, h, w), as DiffeqSolver's."""
+        if not (worth_recomputing(z0) and z0.requires_grad and not torch.compiler.is_compiling()):
+            return super().forward(z0, times)
+        f = self.ode_func
+        calls = []
+
+        def run(z, t):
+            calls.append(None)
+            nfe = f.nfe
+            try:
+                return DiffeqSolver.forward(self, z, t)
+            finally:
+                if len(calls) > 1:  # the recomputation
+                    f.nfe = nfe
+        return checkpoint(run, z0, times, use_reentrant=False)
