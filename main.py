@@ -4,7 +4,7 @@
     python main.py --phase test_met --test_dir storage/logs/<MMDD>/<run>
     python main.py --phase generate --test_dir RUN --fps_factor 4
 
-Options live in get_opt(); the work lives in trainer.py, tester.py and generator.py.
+Options live in get_opt(); the work lives in trainer.py, tester.py and generate.py.
 """
 import argparse
 import sys
@@ -165,11 +165,11 @@ def dispatch(opt):
         test_met(opt)
         return 0
     elif opt.phase == "generate":
-        from generator import generate
+        from generate import generate
         generate(opt)
         return 0
     elif opt.phase == "eval_continuous":
-        from generator import eval_continuous
+        from generate import eval_continuous
         eval_continuous(opt)
         return 0
 

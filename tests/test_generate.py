@@ -15,7 +15,7 @@ import main
 from dataloader import build_test_loader, get_dataset, make_batch
 from dataloader.sampling import time_steps
 from dataset.shapes import generate_shapes_dataset, load_meta
-from generator import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
+from generate import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
 from runs import RunError
 from tester import Evaluator, prepare_model
 from utils.visualize import to_uint8_hwc, write_gif
