@@ -36,8 +36,9 @@ import torch
 from dataloader import batch_to_device, build_test_loader, get_dataset
 from dataloader.transforms import KTH_CROP, transform_clip
 from runs import RunError, read_options
-from tester import blend_neighbours, last_observed, prepare_model
+from tester import prepare_model
 from utils.atomic import atomic_write_json, atomic_write_with
+from utils.baselines import baseline_kind, blend_neighbours, last_observed
 from utils.metrics import MetricAccumulator, load_lpips
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
@@ -420,8 +421,7 @@ def eval_continuous(opt):
         "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular), "n_clips": n_clips,
         "fps_factor": fps_factor, "time_unit": "frames of the observed input (0 = first observed frame)",
         "frames_per_model_time_unit": rate,
-        "baseline_kind": ("copy last observed frame" if ropt.extrap
-                          else "linear blend of neighbouring observed frames"),
+        "baseline_kind": baseline_kind(ropt.extrap),
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "psnr": "of the mean MSE (the reference's)", "rows": rows,
         "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
