@@ -13,7 +13,8 @@ import torch
 
 import main
 from dataloader import batch_to_device, build_test_loader
-from tester import Evaluator, prepare_model, test_met
+from runs import load_run
+from tester import Evaluator, test_met
 from trainer import train
 from utils.visualize import side_by_side, write_gif
 
@@ -30,7 +31,7 @@ DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init
 def demo_gif(test_dir, out_path, n_clips=4, fps=4):
     """Observed frames, then truth | prediction | baseline for the predicted frames, per clip."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
-    ropt, model, *_ , device = prepare_model(opt)
+    ropt, model, *_ , device = load_run(opt)
     ev = Evaluator(ropt, model, device, None)
     batch = batch_to_device(next(iter(build_test_loader(ropt))), device)
     pred, gt, base = ev.predict(batch)

@@ -35,8 +35,7 @@ import torch
 
 from dataloader import batch_to_device, build_test_loader, get_dataset
 from dataloader.transforms import KTH_CROP, transform_clip
-from runs import RunError, read_options
-from tester import prepare_model
+from runs import RunError, load_run, read_options
 from utils.atomic import atomic_write_json, atomic_write_with
 from utils.baselines import baseline_kind, blend_neighbours, last_observed
 from utils.metrics import MetricAccumulator, load_lpips
@@ -287,7 +286,7 @@ def write_outputs(out, frames, mask, times, pred, extrap, info):
 
 def generate(opt):
     """Frames of a trained run at any time stamps (see the module docstring); returns a summary dict."""
-    ropt, model, ckpt, step, device = prepare_model(opt)
+    ropt, model, ckpt, step, device = load_run(opt)
     x, mask, label = load_input(opt, ropt)
     n = x.size(0)
     if opt.observed:
@@ -381,7 +380,7 @@ def eval_continuous(opt):
     if saved.get("dataset") != "shapes":
         raise RunError(f"eval_continuous needs a run trained on --dataset shapes (this one used "
                        f"{saved.get('dataset')}): only the moving shapes have a true frame at any time")
-    ropt, model, ckpt, step, device = prepare_model(opt)
+    ropt, model, ckpt, step, device = load_run(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
     loader = build_test_loader(ropt)
     from dataset.shapes import load_meta

@@ -1,19 +1,31 @@
-"""Run folders, devices and the models of a run: what train, test_met and generate share."""
+"""Run folders, devices and loading a trained run: what train, test_met, generate and eval_continuous share."""
 import datetime
 import json
 import random
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 
+from models.performance import apply_speed_options
+from utils import distributed as dist
 from utils.atomic import atomic_write_json
 from utils.checkpoint import CheckpointError, generator_state_from, load_checkpoint, resolve_checkpoint
 
 
 class RunError(RuntimeError):
     """A run that cannot go on; the message says what happened and what to do."""
+
+
+class LoadedRun(NamedTuple):
+    """A trained run loaded for evaluation (load_run)."""
+    run_opt: SimpleNamespace  # the command line's options with the run's own (options.json)
+    model: torch.nn.Module    # VidODE with the checkpoint's weights, on `device`
+    checkpoint: Path          # the checkpoint file read
+    step: Optional[int]       # its training step (None for the paper's bare generator files)
+    device: torch.device
 
 
 # options that describe the run itself; the rest (device, workers, ...) come from the command line
@@ -102,6 +114,22 @@ def load_generator(opt, device, ckpt_dir, which=None):
                               "was it written with other --init_dim/--n_downs/--n_layers?") from e
     step = obj.get("step") if isinstance(obj, dict) and "netG" in obj else None
     return model, path, step
+
+
+def load_run(opt):
+    """The trained run in --test_dir, ready to evaluate: its options (the command line's with the
+    run's own, see run_opt), the generator with the checkpoint's weights (--ckpt, default the
+    newest) on the device, the checkpoint's path and step. Joins the process group under torchrun."""
+    saved = read_options(opt.test_dir)
+    ropt = run_opt(opt, saved)
+    configure_threads(ropt)
+    device = resolve_device(opt.device)
+    _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
+    model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
+    # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
+    model.train(not opt.bn_running_stats)
+    apply_speed_options(ropt, model)  # --channels_last, --compile
+    return LoadedRun(ropt, model, path, step, device)
 
 
 def configure_threads(opt):

@@ -14,10 +14,9 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from dataloader import batch_to_device, build_test_loader
-from models.performance import apply_speed_options, autocast
+from models.performance import autocast
 from models.vidode import select_steps
-from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solver, environment_line,
-                  load_generator, read_options, resolve_device, run_opt)
+from runs import RunError, describe_solver, environment_line, load_run
 from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.baselines import baseline_kind, blend_neighbours, last_observed
@@ -120,22 +119,8 @@ def gather_metrics(ev):
     ev.n_clips = sum(n for _, _, n in parts)
 
 
-def prepare_model(opt):
-    """(run options, model, checkpoint path, step, device) for a run folder."""
-    saved = read_options(opt.test_dir)
-    ropt = run_opt(opt, saved)
-    configure_threads(ropt)
-    device = resolve_device(opt.device)
-    _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
-    model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
-    # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
-    model.train(not opt.bn_running_stats)
-    apply_speed_options(ropt, model)  # --channels_last, --compile
-    return ropt, model, path, step, device
-
-
 def test_met(opt):
-    ropt, model, ckpt_path, step, device = prepare_model(opt)
+    ropt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
         print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")

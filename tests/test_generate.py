@@ -16,8 +16,8 @@ from dataloader import build_test_loader, get_dataset, make_batch
 from dataloader.sampling import time_steps
 from dataset.shapes import generate_shapes_dataset, load_meta
 from generate import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
-from runs import RunError
-from tester import Evaluator, prepare_model
+from runs import RunError, load_run
+from tester import Evaluator
 from utils.visualize import to_uint8_hwc, write_gif
 
 COMMON = ["--dataset", "shapes", "--input_size", "16", "--init_dim", "4", "--batch_size", "2",
@@ -79,7 +79,7 @@ def test_frames_at_off_grid_times_in_order(runs):
 def test_observed_times_reproduce_the_test_path(runs):
     for kind in ("interp", "extrap"):
         opt = opt_for(runs, kind, phase="test_met")
-        ropt, model, _, _, device = prepare_model(opt)
+        ropt, model, _, _, device = load_run(opt)
         batch = next(iter(build_test_loader(ropt)))
         ev = Evaluator(ropt, model, device, None)
         rate = frames_per_unit(ropt)
@@ -99,7 +99,7 @@ def test_observed_times_reproduce_the_test_path(runs):
     # end to end, one clip: generate's frames.npy = the test path on that clip alone
     opt = opt_for(runs, "extrap", "--input", "2", "--fps_factor", "1")
     res = generate(opt)
-    ropt, model, _, _, device = prepare_model(opt)
+    ropt, model, _, _, device = load_run(opt)
     x, m, _ = get_dataset(ropt, "test")[2]
     batch = make_batch(x[None], m[None], time_steps(get_dataset(ropt, "test").plan), ropt)
     pred, gt, _ = Evaluator(ropt, model, device, None).predict(batch)
@@ -110,7 +110,7 @@ def test_observed_times_reproduce_the_test_path(runs):
 
 def test_truth_matches_the_data_at_grid_times(runs):
     for kind, times in (("interp", range(5)), ("extrap", range(5, 10))):
-        ropt = prepare_model(opt_for(runs, kind, phase="test_met"))[0]
+        ropt = load_run(opt_for(runs, kind, phase="test_met"))[0]
         batch = next(iter(build_test_loader(ropt)))
         meta = load_meta(os.path.join(runs["data"], "shapes"))
         gt = shapes_truth(meta, batch["clip_index"].tolist(), list(times), ropt)
