@@ -1,14 +1,6 @@
-"""Continuous-time generation (phase generate) and the evaluation at unseen times (eval_continuous).
+"""generate: frames of a trained run at any time stamps, from a test clip or a file.
 
-Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
-1 the second, 0.5 half-way between them. The model's own time axis (SPEC 2) is
-t = frame / R, with R input frames per unit of model time, read off sampling.time_steps():
-  - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
-    at t = k/(S/2), so one input frame is one observed frame (two frames of the original
-    video); test_met's in-between frames k/S are input frames k + 0.5.
-  - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
-  - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_unit_time(opt).
+Every time is in frame units of the input (utils/timeline.py: 0 is the first input frame).
 
 What the model can serve. The decoder ODE starts at the first time it is given and the
 decoder/warping chain runs over every requested time in order, so a denser grid means a longer
@@ -33,64 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dataloader import batch_to_device, build_test_loader, get_dataset
+from dataloader import get_dataset
 from dataloader.transforms import KTH_CROP, transform_clip
-from runs import RunError, load_run, read_options
+from runs import RunError, load_run
 from utils.atomic import atomic_write_json, atomic_write_with
-from utils.baselines import baseline_kind, blend_neighbours, last_observed
-from utils.metrics import MetricAccumulator, load_lpips
+from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, frames_per_unit, grid_times, model_times,
+                            predicted_frames, synthesize)
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
-
-DEFAULT_FPS_FACTOR = 4
-EPS = 1e-6
-
-
-# ------------------------------------------------------------------ time axis
-
-def frames_per_unit(ropt):
-    """R: input frames per unit of the run's model time (see the module docstring)."""
-    if ropt.irregular:
-        return int(ropt.window_size)
-    return int(ropt.sample_size) if ropt.extrap else int(ropt.sample_size) // 2
-
-
-def predicted_frames(ropt):
-    """Frames an extrapolation run was trained to predict after its observed half."""
-    n = int(ropt.window_size if ropt.irregular else ropt.sample_size)
-    return n - n // 2
-
-
-def model_times(frames, rate):
-    """Frame positions -> model times, float32 as time_steps() computes them (k / R)."""
-    return torch.tensor([float(f) for f in frames], dtype=torch.float32) / rate
-
-
-@torch.no_grad()
-def synthesize(model, observed, mask, times, rate, extrap):
-    """Frames at `times` (input frame units, increasing) from observed frames.
-
-    observed (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale. Unobserved frames
-    are zeroed as in training. The ODE starts at the run's start (frame 0, or frame N when
-    extrapolating); a start that was not requested is solved but not rendered.
-    """
-    b, n = observed.shape[:2]
-    start = float(n) if extrap else 0.0
-    times = [float(t) for t in times]
-    solve = times if abs(times[0] - start) < EPS else [start] + times
-    keep = torch.ones(b, len(solve), dtype=torch.bool)
-    keep[:, :len(solve) - len(times)] = False  # (b, T_solve): the unrequested start is not decoded
-    obs_tp = torch.arange(n).float() / rate  # as time_steps(): k / R
-    mask = mask.to(observed.dtype).reshape(b, n, 1)
-    pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
-                                       obs_tp, mask, keep)
-    return pred
 
 
 # ------------------------------------------------------------------ checks and parsing
-
-def _fmt(t):
-    return f"{t:g}"
-
 
 def check_times(times, n, mask, extrap):
     """Refuse times the run cannot serve. times: input frame units; mask (N,) observed flags."""
@@ -101,19 +45,19 @@ def check_times(times, n, mask, extrap):
         raise RunError(f"time stamps must be finite numbers, got {times}")
     neg = [t for t in times if t < 0]
     if neg:
-        raise RunError(f"negative time stamp {_fmt(neg[0])}: times are in frame units of the "
+        raise RunError(f"negative time stamp {fmt_time(neg[0])}: times are in frame units of the "
                        "input, 0 being its first frame")
     for a, b in zip(times, times[1:]):
         if abs(b - a) < EPS:
-            raise RunError(f"duplicate time stamp {_fmt(a)} in --times; list each time once")
+            raise RunError(f"duplicate time stamp {fmt_time(a)} in --times; list each time once")
         if b < a:
-            raise RunError(f"time stamps must increase ({_fmt(a)} then {_fmt(b)}): the decoder's "
+            raise RunError(f"time stamps must increase ({fmt_time(a)} then {fmt_time(b)}): the decoder's "
                            "ODE and warping chain run forward through them; sort --times")
     obs = [i for i, m in enumerate(mask) if m > 0.5]
     if extrap:
         if times[0] < n - EPS:
             raise RunError(
-                f"time {_fmt(times[0])} is not served by an extrapolation run: it predicts forward "
+                f"time {fmt_time(times[0])} is not served by an extrapolation run: it predicts forward "
                 f"from its last input frame ({n - 1}) starting one frame later, at {n} (where "
                 f"training placed its initial latent), and cannot reconstruct or interpolate "
                 f"earlier times. Ask for times >= {n}, or use an interpolation run")
@@ -122,7 +66,7 @@ def check_times(times, n, mask, extrap):
     bad = [t for t in times if t < lo - EPS or t > hi + EPS]
     if bad:
         raise RunError(
-            f"time {_fmt(bad[0])} lies outside the observed span [{lo}, {hi}]: an interpolation run "
+            f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an interpolation run "
             "was trained only between its first and last observed frames (its ODE starts at the "
             "first one) and cannot extrapolate. Use times within the span, or an extrapolation "
             "run (--extrap) to go beyond the last frame")
@@ -138,19 +82,6 @@ def _parse_numbers(text, what, cast):
         raise RunError(f"{what} must be comma-separated numbers, got {text!r}") from None
 
 
-def grid_times(n, fps_factor, extrap, end, p_train):
-    """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
-    default end N - 1 + the frames predicted in training)."""
-    start = n if extrap else 0
-    if end is None:
-        end = n - 1 + p_train if extrap else n - 1
-    count = int(math.floor((end - start) * fps_factor + EPS))
-    if count < 0:
-        raise RunError(f"--horizon {_fmt(end)} ends before the first frame the run can generate "
-                       f"({start}); extrapolation starts at frame {n}")
-    return [start + j / fps_factor for j in range(count + 1)]
-
-
 def requested_times(opt, ropt, n, mask):
     """The checked list of times (input frame units) asked for on the command line."""
     if opt.times is not None and opt.fps_factor:
@@ -162,6 +93,9 @@ def requested_times(opt, ropt, n, mask):
         if f < 1:
             raise RunError(f"--fps_factor must be >= 1 (frames per observed interval), got {f}")
         times = grid_times(n, f, ropt.extrap, opt.horizon or None, predicted_frames(ropt))
+        if not times:
+            raise RunError(f"--horizon {fmt_time(opt.horizon)} ends before the first frame the run can "
+                           f"generate ({n if ropt.extrap else 0}); extrapolation starts at frame {n}")
     check_times(times, n, mask, ropt.extrap)
     return times
 
@@ -309,128 +243,8 @@ def generate(opt):
             "observed_time": obs_t, "fps_factor": fps_factor, "checkpoint": str(ckpt), "step": step,
             "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular)}
     write_outputs(out, _to_unit(x, ropt).float(), mask, times, pred, ropt.extrap, info)
-    print(f"[generate] {len(times)} frames at t = {_fmt(times[0])} .. {_fmt(times[-1])} (input frames) "
+    print(f"[generate] {len(times)} frames at t = {fmt_time(times[0])} .. {fmt_time(times[-1])} (input frames) "
           f"from {n} input frames ({int(mask.sum())} observed); written to {out}")
     return {"out": str(out), "times": times, "frames": pred}
 
 
-# ------------------------------------------------------------------ eval_continuous
-
-def time_sets(ropt, n, fps_factor, horizon=None):
-    """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
-    if fps_factor < 2:
-        raise RunError(f"eval_continuous needs --fps_factor >= 2 (frames between grid points), "
-                       f"got {fps_factor}")
-    if not ropt.extrap:
-        between = grid_times(n, fps_factor, False, None, 0)
-        return [("grid", "training time stamps (at observed frames the baseline is exact)",
-                 list(range(n)), [True] * n),
-                (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-                 between, [j % fps_factor != 0 for j in range(len(between))])]
-    p = predicted_frames(ropt)
-    grid = list(range(n, n + p))
-    between = grid_times(n, fps_factor, True, None, p)
-    end = n - 1 + p
-    horizon = horizon or n - 1 + 2 * p
-    if horizon <= end:
-        raise RunError(f"--horizon {_fmt(horizon)} must exceed the training horizon (frame {end})")
-    beyond = list(range(n, int(math.floor(horizon + EPS)) + 1))
-    return [("grid", "training time stamps", grid, [True] * p),
-            (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-             between, [j % fps_factor != 0 for j in range(len(between))]),
-            ("beyond", f"training rate, after the training horizon (frame {end}) up to {_fmt(horizon)}",
-             beyond, [t > end for t in beyond])]
-
-
-def shapes_truth(meta, clip_ids, times, ropt):
-    """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    from dataset.shapes import frames_per_unit_time, render_clip
-    scale = frames_per_unit_time(ropt) / frames_per_unit(ropt)  # original frames per input frame
-    orig = np.asarray(times, np.float64) * scale
-    clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", ropt.input_size,
-                            augment=False, input_norm=ropt.input_norm) for c in clip_ids]
-    return torch.stack(clips)
-
-
-def _row(name, desc, times, scored, acc, acc_base):
-    m, b = acc.summary(), acc_base.summary()
-    keys = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")
-    return {"time_set": name, "description": desc, "n_frames": m["n_frames"],
-            "scored_times": [t for t, s in zip(times, scored) if s],
-            "model": {k: m[k] for k in keys}, "baseline": {k: b[k] for k in keys}}
-
-
-def _table(rows):
-    num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
-    lines = [f"{'time set':<14}{'frames':>7} | {'model SSIM':>10}{'PSNR':>8}{'LPIPS':>7} | "
-             f"{'baseline SSIM':>13}{'PSNR':>8}{'LPIPS':>7}"]
-    for r in rows:
-        m, b = r["model"], r["baseline"]
-        lines.append(f"{r['time_set']:<14}{r['n_frames']:>7} | {num(m['ssim'], '.4f'):>10}"
-                     f"{num(m['psnr'], '.2f'):>8}{num(m['lpips'], '.3f'):>7} | {num(b['ssim'], '.4f'):>13}"
-                     f"{num(b['psnr'], '.2f'):>8}{num(b['lpips'], '.3f'):>7}")
-    return "\n".join(lines)
-
-
-def eval_continuous(opt):
-    """SSIM / PSNR (of the mean MSE) / LPIPS at the training grid, between its points at
-    --fps_factor times the rate, and (extrapolation) beyond the training horizon, on the shapes
-    test clips, against the trivial baseline. Writes <run>/continuous/results.json."""
-    saved = read_options(opt.test_dir)
-    if saved.get("dataset") != "shapes":
-        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (this one used "
-                       f"{saved.get('dataset')}): only the moving shapes have a true frame at any time")
-    ropt, model, ckpt, step, device = load_run(opt)
-    fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
-    loader = build_test_loader(ropt)
-    from dataset.shapes import load_meta
-    meta = load_meta(loader.dataset.root)
-    file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
-    lpips_model = None if opt.no_lpips else load_lpips(device)
-    rate = frames_per_unit(ropt)
-    sets, accs, n_clips = None, {}, 0
-    for i, batch in enumerate(loader):
-        if opt.max_test_batches and i >= opt.max_test_batches:
-            break
-        batch = batch_to_device(batch, device)
-        observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
-        n = observed.size(1)
-        if sets is None:
-            sets = time_sets(ropt, n, fps_factor, opt.horizon or None)
-            accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
-                    for s in sets}
-        ids = [file_ids[c] for c in batch["clip_index"].tolist()]
-        for name, _, times, scored in sets:
-            sel = torch.tensor(scored, device=device)
-            pred = synthesize(model, observed, mask, times, rate, ropt.extrap)[:, sel]  # (b, Ts, C, H, W)
-            st = [t for t, s in zip(times, scored) if s]
-            gt = shapes_truth(meta, ids, st, ropt).to(device, pred.dtype)
-            if ropt.extrap:
-                base = last_observed(observed, mask).unsqueeze(1).expand_as(pred)
-            else:
-                base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
-            accs[name][0].update(_to_unit(pred, ropt), _to_unit(gt, ropt))
-            accs[name][1].update(_to_unit(base, ropt), _to_unit(gt, ropt))
-        n_clips += observed.size(0)
-    if not n_clips:
-        raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
-    rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
-    results = {
-        "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": "shapes",
-        "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular), "n_clips": n_clips,
-        "fps_factor": fps_factor, "time_unit": "frames of the observed input (0 = first observed frame)",
-        "frames_per_model_time_unit": rate,
-        "baseline_kind": baseline_kind(ropt.extrap),
-        "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
-        "psnr": "of the mean MSE (the reference's)", "rows": rows,
-        "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
-                   **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")
-                      for k in ("ssim", "psnr", "lpips")}} for r in rows],
-    }
-    out = Path(opt.test_dir) / "continuous"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "results.json", results)
-    print(_table(rows))
-    print(f"[eval_continuous] {n_clips} clips, baseline: {results['baseline_kind']}; results in "
-          f"{out / 'results.json'}")
-    return results

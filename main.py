@@ -169,7 +169,7 @@ def dispatch(opt):
         generate(opt)
         return 0
     elif opt.phase == "eval_continuous":
-        from generate import eval_continuous
+        from continuous import eval_continuous
         eval_continuous(opt)
         return 0
 

@@ -15,7 +15,9 @@ import main
 from dataloader import build_test_loader, get_dataset, make_batch
 from dataloader.sampling import time_steps
 from dataset.shapes import generate_shapes_dataset, load_meta
-from generate import (eval_continuous, frames_per_unit, generate, shapes_truth, synthesize)
+from continuous import eval_continuous, shapes_truth
+from generate import generate
+from utils.timeline import frames_per_unit, synthesize
 from runs import RunError, load_run
 from tester import Evaluator
 from utils.visualize import to_uint8_hwc, write_gif

@@ -1,0 +1,78 @@
+"""The time axis of a trained run, in frame units of its input, and the model evaluated at any
+times on it: what generate and eval_continuous share.
+
+Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
+1 the second, 0.5 half-way between them. The model's own time axis (SPEC 2) is
+t = frame / R, with R input frames per unit of model time, read off sampling.time_steps():
+  - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
+    at t = k/(S/2), so one input frame is one observed frame (two frames of the original
+    video); test_met's in-between frames k/S are input frames k + 0.5.
+  - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
+  - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
+Ground truth of the shapes data: original frame = t * dataset.shapes.frames_per_unit_time(opt).
+
+Starting time. The decoder ODE starts at the first time it is given. Its ODE is autonomous (SPEC 3),
+so only the spacing from the starting time matters; synthesize therefore always starts it where
+training did: at the first observed frame (interpolation) or one training step after the last
+observed frame (extrapolation, frame N of an N-frame input). When the first requested time is
+later, that start is solved but not rendered (as test_met does with its output mask).
+"""
+import math
+
+import torch
+
+DEFAULT_FPS_FACTOR = 4
+EPS = 1e-6
+
+
+def frames_per_unit(ropt):
+    """R: input frames per unit of the run's model time (see the module docstring)."""
+    if ropt.irregular:
+        return int(ropt.window_size)
+    return int(ropt.sample_size) if ropt.extrap else int(ropt.sample_size) // 2
+
+
+def predicted_frames(ropt):
+    """Frames an extrapolation run was trained to predict after its observed half."""
+    n = int(ropt.window_size if ropt.irregular else ropt.sample_size)
+    return n - n // 2
+
+
+def model_times(frames, rate):
+    """Frame positions -> model times, float32 as time_steps() computes them (k / R)."""
+    return torch.tensor([float(f) for f in frames], dtype=torch.float32) / rate
+
+
+@torch.no_grad()
+def synthesize(model, observed, mask, times, rate, extrap):
+    """Frames at `times` (input frame units, increasing) from observed frames.
+
+    observed (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale. Unobserved frames
+    are zeroed as in training. The ODE starts at the run's start (frame 0, or frame N when
+    extrapolating); a start that was not requested is solved but not rendered.
+    """
+    b, n = observed.shape[:2]
+    start = float(n) if extrap else 0.0
+    times = [float(t) for t in times]
+    solve = times if abs(times[0] - start) < EPS else [start] + times
+    keep = torch.ones(b, len(solve), dtype=torch.bool)
+    keep[:, :len(solve) - len(times)] = False  # (b, T_solve): the unrequested start is not decoded
+    obs_tp = torch.arange(n).float() / rate  # as time_steps(): k / R
+    mask = mask.to(observed.dtype).reshape(b, n, 1)
+    pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
+                                       obs_tp, mask, keep)
+    return pred
+
+
+def fmt_time(t):
+    return f"{t:g}"
+
+
+def grid_times(n, fps_factor, extrap, end, p_train):
+    """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
+    default end N - 1 + the frames predicted in training); empty when end < start."""
+    start = n if extrap else 0
+    if end is None:
+        end = n - 1 + p_train if extrap else n - 1
+    count = int(math.floor((end - start) * fps_factor + EPS))
+    return [start + j / fps_factor for j in range(count + 1)]
