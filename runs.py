@@ -1,18 +1,17 @@
 """Run folders, devices and loading a trained run: what train, test_met, generate and eval_continuous share."""
 import datetime
 import json
-import random
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple, Optional
 
-import numpy as np
 import torch
 
 from models.performance import apply_speed_options
 from utils import distributed as dist
 from utils.atomic import atomic_write_json
-from utils.checkpoint import CheckpointError, generator_state_from, load_checkpoint, resolve_checkpoint
+from utils.checkpoint import (CheckpointError, generator_state_from, load_checkpoint, newest_checkpoint,
+                              resolve_checkpoint)
 
 
 class RunError(RuntimeError):
@@ -41,12 +40,6 @@ def resolve_device(name="auto"):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RunError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
     return device
-
-
-def seed_everything(seed):
-    random.seed(seed)
-    np.random.seed(seed % 2 ** 32)
-    torch.manual_seed(seed)
 
 
 def run_name(opt):
@@ -91,6 +84,46 @@ def run_opt(opt, saved):
         if k in saved:
             merged[k] = saved[k]
     return SimpleNamespace(**merged)
+
+
+def resume_paths(resume):
+    """--resume accepts a run's log folder, its checkpoint folder or a checkpoint file."""
+    p = Path(resume)
+    if p.is_file():
+        return p.parent, p
+    if (p / "options.json").is_file():
+        saved = read_options(p)
+        ckpt_dir = Path(saved["checkpoint_dir"])
+        newest = newest_checkpoint(ckpt_dir)
+        if newest is None:
+            raise RunError(f"--resume {resume}: no checkpoint in {ckpt_dir} yet; start a new run instead")
+        return ckpt_dir, newest
+    if p.is_dir():
+        return p, resolve_checkpoint(p)
+    raise RunError(f"--resume {resume}: no such file or folder (give a run's log folder, its "
+                   "checkpoint folder or a ckpt_<step>.pth file)")
+
+
+def training_run_dirs(opt, is_main=True):
+    """(log folder, checkpoint folder) of a training run: the run named by --resume, or new ones
+    (new_run_dirs, chosen by rank 0 and shared). Rank 0 creates them with images/ and writes
+    options.json; opt.log_dir and opt.checkpoint_dir are set to them on every process."""
+    if opt.resume:
+        ckpt_dir, _ = resume_paths(opt.resume)
+        log_dir = Path(str(ckpt_dir).replace("checkpoints", "logs", 1))
+        log_dir = log_dir if (log_dir / "options.json").is_file() else ckpt_dir
+    else:
+        log_dir, ckpt_dir = new_run_dirs(opt) if is_main else (None, None)
+        log_dir, ckpt_dir = dist.broadcast_object((log_dir, ckpt_dir))
+        log_dir, ckpt_dir = Path(log_dir), Path(ckpt_dir)
+    opt.log_dir, opt.checkpoint_dir = str(log_dir), str(ckpt_dir)
+    if is_main:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / "images").mkdir(exist_ok=True)
+        save_options(opt, log_dir)
+    dist.barrier()
+    return log_dir, ckpt_dir
 
 
 def checkpoint_dir_of(opt_saved, test_dir):
