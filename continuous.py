@@ -24,10 +24,8 @@ def _to_unit(x, ropt):
 
 
 def time_sets(ropt, n, fps_factor, horizon=None):
-    """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
-    if fps_factor < 2:
-        raise RunError(f"eval_continuous needs --fps_factor >= 2 (frames between grid points), "
-                       f"got {fps_factor}")
+    """[(name, description, times, scored flags)] in input frame units for an N-frame input;
+    fps_factor >= 2 (main.check_generation_opt)."""
     if not ropt.extrap:
         between = grid_times(n, fps_factor, False, None, 0)
         return [("grid", "training time stamps (at observed frames the baseline is exact)",

@@ -18,7 +18,6 @@ With an adaptive solver (dopri5) the states at the common times do not depend on
 grid, so test_met's predictions are reproduced exactly; fixed-grid solvers step between the given
 times.
 """
-import math
 import re
 from pathlib import Path
 
@@ -37,22 +36,8 @@ from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_m
 # ------------------------------------------------------------------ checks and parsing
 
 def check_times(times, n, mask, extrap):
-    """Refuse times the run cannot serve. times: input frame units; mask (N,) observed flags."""
-    if len(times) == 0:
-        raise RunError("no time stamps requested: give --times with at least one number "
-                       "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
-    if any(not math.isfinite(t) for t in times):
-        raise RunError(f"time stamps must be finite numbers, got {times}")
-    neg = [t for t in times if t < 0]
-    if neg:
-        raise RunError(f"negative time stamp {fmt_time(neg[0])}: times are in frame units of the "
-                       "input, 0 being its first frame")
-    for a, b in zip(times, times[1:]):
-        if abs(b - a) < EPS:
-            raise RunError(f"duplicate time stamp {fmt_time(a)} in --times; list each time once")
-        if b < a:
-            raise RunError(f"time stamps must increase ({fmt_time(a)} then {fmt_time(b)}): the decoder's "
-                           "ODE and warping chain run forward through them; sort --times")
+    """Refuse times the run cannot serve. times: input frame units, increasing (main.check_times);
+    mask (N,) observed flags."""
     obs = [i for i, m in enumerate(mask) if m > 0.5]
     if extrap:
         if times[0] < n - EPS:
@@ -72,26 +57,12 @@ def check_times(times, n, mask, extrap):
             "run (--extrap) to go beyond the last frame")
 
 
-def _parse_numbers(text, what, cast):
-    parts = [p.strip() for p in str(text).split(",")]
-    if not any(parts):
-        return []
-    try:
-        return [cast(p) for p in parts if p]
-    except ValueError:
-        raise RunError(f"{what} must be comma-separated numbers, got {text!r}") from None
-
-
 def requested_times(opt, ropt, n, mask):
     """The checked list of times (input frame units) asked for on the command line."""
-    if opt.times is not None and opt.fps_factor:
-        raise RunError("give either --times or --fps_factor, not both")
     if opt.times is not None:
-        times = _parse_numbers(opt.times, "--times", float)
+        times = list(opt.times)
     else:
         f = opt.fps_factor or DEFAULT_FPS_FACTOR
-        if f < 1:
-            raise RunError(f"--fps_factor must be >= 1 (frames per observed interval), got {f}")
         times = grid_times(n, f, ropt.extrap, opt.horizon or None, predicted_frames(ropt))
         if not times:
             raise RunError(f"--horizon {fmt_time(opt.horizon)} ends before the first frame the run can "
@@ -100,13 +71,8 @@ def requested_times(opt, ropt, n, mask):
     return times
 
 
-def parse_observed(text, n, extrap):
-    """--observed indices -> (N,) float mask."""
-    idx = _parse_numbers(text, "--observed", int)
-    if not idx:
-        raise RunError("--observed lists no frame; give the 0-based indices of the observed input frames")
-    if len(set(idx)) != len(idx):
-        raise RunError(f"--observed lists a frame twice: {text}")
+def observed_mask(idx, n, extrap):
+    """--observed indices (distinct, >= 0: main.check_generation_opt) -> (N,) float mask."""
     out = [i for i in idx if not 0 <= i < n]
     if out:
         raise RunError(f"--observed index {out[0]} is out of range: the input has {n} frames (0..{n - 1})")
@@ -224,7 +190,7 @@ def generate(opt):
     x, mask, label = load_input(opt, ropt)
     n = x.size(0)
     if opt.observed:
-        mask = parse_observed(opt.observed, n, ropt.extrap)
+        mask = observed_mask(opt.observed, n, ropt.extrap)
     if not ropt.extrap and n < 2:
         raise RunError("an interpolation run needs at least 2 input frames")
     times = requested_times(opt, ropt, n, mask)

@@ -158,21 +158,32 @@ def _bad_npy(tmp, name, arr):
     return str(path)
 
 
-def test_errors(runs, tmp_path):
+def test_errors(runs, tmp_path, capsys):
     z = np.zeros((4, 16, 16, 3), np.uint8)
+    # the options on their own: refused by main when parsing, before any run is loaded
+    option_cases = [
+        ("generate", ["--times", ","], "no time stamps"),
+        ("generate", ["--times", "0,1,0.5"], "must increase"),
+        ("generate", ["--times", "0,1,1"], "duplicate time stamp 1"),
+        ("generate", ["--times=-1,0"], "negative time stamp -1"),
+        ("generate", ["--times", "0,a"], "comma-separated numbers"),
+        ("generate", ["--times", "1", "--fps_factor", "2"], "either --times or --fps_factor"),
+        ("generate", ["--fps_factor", "-2"], "must be >= 1"),
+        ("generate", ["--observed", "0,4,4"], "twice"),
+        ("generate", ["--horizon=-1"], "--horizon must be >= 0"),
+        ("eval_continuous", ["--fps_factor", "1"], "eval_continuous needs --fps_factor >= 2"),
+    ]
+    for phase, args, message in option_cases:
+        with pytest.raises(SystemExit) as e:
+            opt_for(runs, "interp", *args, phase=phase)
+        assert e.value.code == 2 and message in capsys.readouterr().err, (args, message)
+    # what the run and its input cannot serve: refused when they are loaded
     cases = [
-        ("interp", ["--times", ","], "no time stamps"),
-        ("interp", ["--times", "0,1,0.5"], "must increase"),
-        ("interp", ["--times", "0,1,1"], "duplicate time stamp 1"),
-        ("interp", ["--times=-1,0"], "negative time stamp -1"),
-        ("interp", ["--times", "0,a"], "comma-separated numbers"),
         ("interp", ["--times", "0,4.5"], "outside the observed span [0, 4]"),
         ("interp", ["--horizon", "6"], "trained only between"),
         ("extrap", ["--times", "4.5,6"], "extrapolation run"),
         ("extrap", ["--times", "2"], "cannot reconstruct or interpolate"),
         ("extrap", ["--horizon", "4"], "ends before"),
-        ("interp", ["--times", "1", "--fps_factor", "2"], "either --times or --fps_factor"),
-        ("interp", ["--fps_factor", "-2"], "must be >= 1"),
         ("interp", ["--input", "4"], "out of range, the test split of shapes has 4 clips"),
         ("interp", ["--input", str(tmp_path / "nope.npy")], "no such file"),
         ("interp", ["--input", _bad_npy(tmp_path, "r.npy", z[0])], "expected frames (T, H, W, 3)"),
@@ -185,7 +196,6 @@ def test_errors(runs, tmp_path):
         ("interp", ["--input", _bad_npy(tmp_path, "i.npy", z.astype(np.int64))], "dtype int64"),
         ("interp", ["--observed", "0,2"], "must include 0 and 4"),
         ("interp", ["--observed", "0,4,9"], "index 9 is out of range"),
-        ("interp", ["--observed", "0,4,4"], "twice"),
     ]
     for kind, args, message in cases:
         with pytest.raises(RunError) as e:
