@@ -19,20 +19,20 @@ from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, frames_per_unit, 
                             predicted_frames, synthesize)
 
 
-def _to_unit(x, ropt):
-    return x * 0.5 + 0.5 if ropt.input_norm else x
+def _to_unit(x, run_opt):
+    return x * 0.5 + 0.5 if run_opt.input_norm else x
 
 
-def time_sets(ropt, n, fps_factor, horizon=None):
+def time_sets(run_opt, n, fps_factor, horizon=None):
     """[(name, description, times, scored flags)] in input frame units for an N-frame input;
     fps_factor >= 2 (main.check_generation_opt)."""
-    if not ropt.extrap:
+    if not run_opt.extrap:
         between = grid_times(n, fps_factor, False, None, 0)
         return [("grid", "training time stamps (at observed frames the baseline is exact)",
                  list(range(n)), [True] * n),
                 (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
                  between, [j % fps_factor != 0 for j in range(len(between))])]
-    p = predicted_frames(ropt)
+    p = predicted_frames(run_opt)
     grid = list(range(n, n + p))
     between = grid_times(n, fps_factor, True, None, p)
     end = n - 1 + p
@@ -47,13 +47,13 @@ def time_sets(ropt, n, fps_factor, horizon=None):
              beyond, [t > end for t in beyond])]
 
 
-def shapes_truth(meta, clip_ids, times, ropt):
+def shapes_truth(meta, clip_ids, times, run_opt):
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
     from dataset.shapes import frames_per_unit_time, render_clip
-    scale = frames_per_unit_time(ropt) / frames_per_unit(ropt)  # original frames per input frame
+    scale = frames_per_unit_time(run_opt) / frames_per_unit(run_opt)  # original frames per input frame
     orig = np.asarray(times, np.float64) * scale
-    clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", ropt.input_size,
-                            augment=False, input_norm=ropt.input_norm) for c in clip_ids]
+    clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", run_opt.input_size,
+                            augment=False, input_norm=run_opt.input_norm) for c in clip_ids]
     return torch.stack(clips)
 
 
@@ -85,14 +85,14 @@ def eval_continuous(opt):
     if saved.get("dataset") != "shapes":
         raise RunError(f"eval_continuous needs a run trained on --dataset shapes (this one used "
                        f"{saved.get('dataset')}): only the moving shapes have a true frame at any time")
-    ropt, model, ckpt, step, device = load_run(opt)
+    run_opt, model, ckpt, step, device = load_run(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
-    loader = build_test_loader(ropt)
+    loader = build_test_loader(run_opt)
     from dataset.shapes import load_meta
     meta = load_meta(loader.dataset.root)
     file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     lpips_model = None if opt.no_lpips else load_lpips(device)
-    rate = frames_per_unit(ropt)
+    rate = frames_per_unit(run_opt)
     sets, accs, n_clips = None, {}, 0
     for i, batch in enumerate(loader):
         if opt.max_test_batches and i >= opt.max_test_batches:
@@ -101,31 +101,31 @@ def eval_continuous(opt):
         observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
         n = observed.size(1)
         if sets is None:
-            sets = time_sets(ropt, n, fps_factor, opt.horizon or None)
+            sets = time_sets(run_opt, n, fps_factor, opt.horizon or None)
             accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
                     for s in sets}
         ids = [file_ids[c] for c in batch["clip_index"].tolist()]
         for name, _, times, scored in sets:
             sel = torch.tensor(scored, device=device)
-            pred = synthesize(model, observed, mask, times, rate, ropt.extrap)[:, sel]  # (b, Ts, C, H, W)
+            pred = synthesize(model, observed, mask, times, rate, run_opt.extrap)[:, sel]  # (b, Ts, C, H, W)
             st = [t for t, s in zip(times, scored) if s]
-            gt = shapes_truth(meta, ids, st, ropt).to(device, pred.dtype)
-            if ropt.extrap:
+            gt = shapes_truth(meta, ids, st, run_opt).to(device, pred.dtype)
+            if run_opt.extrap:
                 base = last_observed(observed, mask).unsqueeze(1).expand_as(pred)
             else:
                 base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
-            accs[name][0].update(_to_unit(pred, ropt), _to_unit(gt, ropt))
-            accs[name][1].update(_to_unit(base, ropt), _to_unit(gt, ropt))
+            accs[name][0].update(_to_unit(pred, run_opt), _to_unit(gt, run_opt))
+            accs[name][1].update(_to_unit(base, run_opt), _to_unit(gt, run_opt))
         n_clips += observed.size(0)
     if not n_clips:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
     rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
     results = {
         "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": "shapes",
-        "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular), "n_clips": n_clips,
+        "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular), "n_clips": n_clips,
         "fps_factor": fps_factor, "time_unit": "frames of the observed input (0 = first observed frame)",
         "frames_per_model_time_unit": rate,
-        "baseline_kind": baseline_kind(ropt.extrap),
+        "baseline_kind": baseline_kind(run_opt.extrap),
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "psnr": "of the mean MSE (the reference's)", "rows": rows,
         "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],

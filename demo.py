@@ -15,7 +15,7 @@ from PIL import Image
 
 import main
 from dataloader import build_test_loader
-from runs import read_options, run_opt
+from runs import merge_run_options, read_options
 from utils.atomic import atomic_write_json
 from utils.baselines import last_observed
 from utils.visualize import side_by_side, write_gif
@@ -51,10 +51,10 @@ def demo_gif(test_dir, out_path, n_clips=4, fps=4):
     result_images/pred); the observed frames come from the same test batch, the baseline copies the
     last one (an extrapolation run)."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
-    ropt = run_opt(opt, read_options(test_dir))
-    batch = next(iter(build_test_loader(ropt)))
+    run_opt = merge_run_options(opt, read_options(test_dir))
+    batch = next(iter(build_test_loader(run_opt)))
     obs = batch["observed_data"]  # (b, N, 3, H, W)
-    if ropt.input_norm:
+    if run_opt.input_norm:
         obs = obs * 0.5 + 0.5
     last = last_observed(obs, batch["observed_mask"])  # (b, 3, H, W)
     images = Path(test_dir) / "result_images"

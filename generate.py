@@ -57,17 +57,17 @@ def check_times(times, n, mask, extrap):
             "run (--extrap) to go beyond the last frame")
 
 
-def requested_times(opt, ropt, n, mask):
+def requested_times(opt, run_opt, n, mask):
     """The checked list of times (input frame units) asked for on the command line."""
     if opt.times is not None:
         times = list(opt.times)
     else:
         f = opt.fps_factor or DEFAULT_FPS_FACTOR
-        times = grid_times(n, f, ropt.extrap, opt.horizon or None, predicted_frames(ropt))
+        times = grid_times(n, f, run_opt.extrap, opt.horizon or None, predicted_frames(run_opt))
         if not times:
             raise RunError(f"--horizon {fmt_time(opt.horizon)} ends before the first frame the run can "
-                           f"generate ({n if ropt.extrap else 0}); extrapolation starts at frame {n}")
-    check_times(times, n, mask, ropt.extrap)
+                           f"generate ({n if run_opt.extrap else 0}); extrapolation starts at frame {n}")
+    check_times(times, n, mask, run_opt.extrap)
     return times
 
 
@@ -87,55 +87,55 @@ def observed_mask(idx, n, extrap):
 
 # ------------------------------------------------------------------ inputs
 
-def _array_frames(x, source, ropt):
+def _array_frames(x, source, run_opt):
     """A (T, H, W, C) array as stored -> (T, C, S, S) float32 tensor, transformed as the data set does."""
     x = np.asarray(x)
     if x.ndim != 4:
         raise RunError(f"{source}: expected frames (T, H, W, 3), got shape {x.shape}")
     if x.shape[0] == 0:
         raise RunError(f"{source} holds no frames")
-    if x.shape[-1] not in (1, 3) and ropt.dataset != "hurricane":
+    if x.shape[-1] not in (1, 3) and run_opt.dataset != "hurricane":
         raise RunError(f"{source}: frames have {x.shape[-1]} channels; expected 3 (RGB) or 1 (grey), "
                        "channels last: (T, H, W, 3)")
     if np.issubdtype(x.dtype, np.floating):
         if not np.isfinite(x).all():
             raise RunError(f"{source}: frames contain NaN or infinity")
-        if ropt.dataset != "hurricane":
+        if run_opt.dataset != "hurricane":
             if x.min() < 0 or x.max() > 1:
                 raise RunError(f"{source}: float frames must lie in [0, 1] (got {x.min():g}..{x.max():g}); "
                                "save uint8 for 0..255")
             x = x.astype(np.float32) * np.float32(255.0)  # the transform divides by 255
     elif x.dtype != np.uint8:
         raise RunError(f"{source}: frames of dtype {x.dtype}; save uint8 (0..255) or float (0..1)")
-    if ropt.dataset == "kth" and min(x.shape[1:3]) < KTH_CROP:
+    if run_opt.dataset == "kth" and min(x.shape[1:3]) < KTH_CROP:
         raise RunError(f"{source}: frames of {x.shape[1]}x{x.shape[2]} are smaller than kth's "
                        f"{KTH_CROP}x{KTH_CROP} centre crop")
-    t = transform_clip(x, ropt.dataset, ropt.input_size, augment=False, input_norm=ropt.input_norm)
+    t = transform_clip(x, run_opt.dataset, run_opt.input_size, augment=False, input_norm=run_opt.input_norm)
     h, w = t.shape[-2:]
-    r = 2 ** int(ropt.n_downs)
-    if ropt.dataset == "hurricane":
+    r = 2 ** int(run_opt.n_downs)
+    if run_opt.dataset == "hurricane":
         if h % r or w % r:
             raise RunError(f"{source}: frames become {h}x{w}, not divisible by 2**n_downs = {r}")
-    elif (h, w) != (ropt.input_size, ropt.input_size):
+    elif (h, w) != (run_opt.input_size, run_opt.input_size):
         raise RunError(f"{source}: frames of {x.shape[1]}x{x.shape[2]} become {h}x{w}, but the run was "
-                       f"trained on {ropt.input_size}x{ropt.input_size}; crop the input to a square first")
+                       f"trained on {run_opt.input_size}x{run_opt.input_size}; crop the input to a square first")
     return t  # (T, C, H, W)
 
 
-def load_input(opt, ropt):
+def load_input(opt, run_opt):
     """--input -> (frames (N, C, H, W) model scale, mask (N,) float32, label)."""
     spec = "0" if opt.input is None else str(opt.input).strip()
     if re.fullmatch(r"[+-]?\d+", spec):
-        ds = get_dataset(ropt, "test")
+        ds = get_dataset(run_opt, "test")
         i = int(spec)
         if not 0 <= i < len(ds):
-            raise RunError(f"--input {i}: clip index out of range, the test split of {ropt.dataset} "
+            raise RunError(f"--input {i}: clip index out of range, the test split of {run_opt.dataset} "
                            f"has {len(ds)} clips (0..{len(ds) - 1})")
         x, m, _ = ds[i]  # (T, C, H, W), (T, 1)
         m = m[:, 0]
         if ds.plan.test_interp:  # the observed (even) frames
             x, m = x[m > 0.5], torch.ones(int((m > 0.5).sum()))
-        elif ropt.extrap:  # the observed half
+        elif run_opt.extrap:  # the observed half
             x, m = x[:x.size(0) // 2], m[:x.size(0) // 2]
         return x, m.numpy().astype(np.float32), f"clip{i:03d}"
     path = Path(spec)
@@ -153,14 +153,14 @@ def load_input(opt, ropt):
             arr = read_any(str(path))
         except SkipItem as e:
             raise RunError(f"--input {spec}: cannot read the video ({e})") from None
-    x = _array_frames(arr, spec, ropt)
+    x = _array_frames(arr, spec, run_opt)
     return x, np.ones(x.size(0), np.float32), path.stem
 
 
 # ------------------------------------------------------------------ generate
 
-def _to_unit(x, ropt):
-    return x * 0.5 + 0.5 if ropt.input_norm else x
+def _to_unit(x, run_opt):
+    return x * 0.5 + 0.5 if run_opt.input_norm else x
 
 
 def write_outputs(out, frames, mask, times, pred, extrap, info):
@@ -186,18 +186,18 @@ def write_outputs(out, frames, mask, times, pred, extrap, info):
 
 def generate(opt):
     """Frames of a trained run at any time stamps (see the module docstring); returns a summary dict."""
-    ropt, model, ckpt, step, device = load_run(opt)
-    x, mask, label = load_input(opt, ropt)
+    run_opt, model, ckpt, step, device = load_run(opt)
+    x, mask, label = load_input(opt, run_opt)
     n = x.size(0)
     if opt.observed:
-        mask = observed_mask(opt.observed, n, ropt.extrap)
-    if not ropt.extrap and n < 2:
+        mask = observed_mask(opt.observed, n, run_opt.extrap)
+    if not run_opt.extrap and n < 2:
         raise RunError("an interpolation run needs at least 2 input frames")
-    times = requested_times(opt, ropt, n, mask)
-    rate = frames_per_unit(ropt)
+    times = requested_times(opt, run_opt, n, mask)
+    rate = frames_per_unit(run_opt)
     observed = x.unsqueeze(0).to(device)  # (1, N, C, H, W)
     m = torch.from_numpy(mask).reshape(1, n, 1).to(device)
-    pred = _to_unit(synthesize(model, observed, m, times, rate, ropt.extrap)[0].float().cpu(), ropt)
+    pred = _to_unit(synthesize(model, observed, m, times, rate, run_opt.extrap)[0].float().cpu(), run_opt)
     tag = "times" if opt.times is not None else f"x{opt.fps_factor or DEFAULT_FPS_FACTOR}"
     out = Path(opt.out) if opt.out else Path(opt.test_dir) / "generated" / f"{label}_{tag}"
     obs_t = [bool(abs(t - round(t)) < EPS and round(t) < n and mask[round(t)] > 0.5) for t in times]
@@ -207,8 +207,8 @@ def generate(opt):
             "time_unit": "frames of the input (0 = first input frame)",
             "model_times": model_times(times, rate).tolist(), "frames_per_model_time_unit": rate,
             "observed_time": obs_t, "fps_factor": fps_factor, "checkpoint": str(ckpt), "step": step,
-            "extrap": bool(ropt.extrap), "irregular": bool(ropt.irregular)}
-    write_outputs(out, _to_unit(x, ropt).float(), mask, times, pred, ropt.extrap, info)
+            "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular)}
+    write_outputs(out, _to_unit(x, run_opt).float(), mask, times, pred, run_opt.extrap, info)
     print(f"[generate] {len(times)} frames at t = {fmt_time(times[0])} .. {fmt_time(times[-1])} (input frames) "
           f"from {n} input frames ({int(mask.sum())} observed); written to {out}")
     return {"out": str(out), "times": times, "frames": pred}

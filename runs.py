@@ -76,7 +76,7 @@ def read_options(test_dir):
         raise RunError(f"{path} is not valid JSON ({e})") from e
 
 
-def run_opt(opt, saved):
+def merge_run_options(opt, saved):
     """The command-line options with the run's own (model, data, sampling: RUN_OPTIONS, and its
     folders) taken from its options.json, as the reference's test_met does."""
     merged = dict(vars(opt))
@@ -126,20 +126,20 @@ def training_run_dirs(opt, is_main=True):
     return log_dir, ckpt_dir
 
 
-def checkpoint_dir_of(opt_saved, test_dir):
-    ckpt_dir = opt_saved.get("checkpoint_dir")
+def checkpoint_dir_of(saved, test_dir):
+    ckpt_dir = saved.get("checkpoint_dir")
     if not ckpt_dir or not Path(ckpt_dir).is_dir():
         raise RunError(f"the checkpoint folder of {test_dir} ({ckpt_dir}) does not exist; "
                        "train the run first or point --ckpt at a checkpoint file")
     return Path(ckpt_dir)
 
 
-def load_generator(opt, device, ckpt_dir, which=None):
+def load_generator(run_opt, device, ckpt_dir, which=None):
     """A VidODE with the weights of the newest (or the named) checkpoint. Returns (model, path, step)."""
     from models import VidODE
     path = resolve_checkpoint(ckpt_dir, which)
     obj = load_checkpoint(path, map_location="cpu")
-    model = VidODE(opt, device)
+    model = VidODE(run_opt, device)
     try:
         model.load_state_dict(generator_state_from(obj), strict=True)
     except RuntimeError as e:
@@ -151,18 +151,18 @@ def load_generator(opt, device, ckpt_dir, which=None):
 
 def load_run(opt):
     """The trained run in --test_dir, ready to evaluate: its options (the command line's with the
-    run's own, see run_opt), the generator with the checkpoint's weights (--ckpt, default the
+    run's own, see merge_run_options), the generator with the checkpoint's weights (--ckpt, default the
     newest) on the device, the checkpoint's path and step. Joins the process group under torchrun."""
     saved = read_options(opt.test_dir)
-    ropt = run_opt(opt, saved)
-    configure_threads(ropt)
+    run_opt = merge_run_options(opt, saved)
+    configure_threads(run_opt)
     device = resolve_device(opt.device)
     _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
-    model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
+    model, path, step = load_generator(run_opt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
     # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
     model.train(not opt.bn_running_stats)
-    apply_speed_options(ropt, model)  # --channels_last, --compile
-    return LoadedRun(ropt, model, path, step, device)
+    apply_speed_options(run_opt, model)  # --channels_last, --compile
+    return LoadedRun(run_opt, model, path, step, device)
 
 
 def configure_threads(opt):

@@ -38,25 +38,25 @@ def baseline_prediction(batch, step_mask, n_kept, extrap):
 class Evaluator:
     """Runs a generator over the test split and accumulates the model's and the baseline's metrics."""
 
-    def __init__(self, opt, model, device, lpips_model):
-        self.opt, self.model, self.device = opt, model, device
+    def __init__(self, run_opt, model, device, lpips_model):
+        self.run_opt, self.model, self.device = run_opt, model, device
         self.acc = MetricAccumulator(lpips_model, device)
         self.acc_base = MetricAccumulator(lpips_model, device)
         self.n_clips = 0
 
     def to_unit(self, x):
-        return x * 0.5 + 0.5 if self.opt.input_norm else x
+        return x * 0.5 + 0.5 if self.run_opt.input_norm else x
 
     @torch.no_grad()
     def predict(self, batch):
-        with autocast(self.opt, self.device):  # --amp; the prediction comes out float32
+        with autocast(self.run_opt, self.device):  # --amp; the prediction comes out float32
             pred, extra = self.model.get_reconstruction(
                 batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
                 batch["observed_mask"], batch["mask_predicted_data"])
         step, K = extra["out_step_mask"], extra["n_kept"]
         target = batch.get("original_data_to_predict", batch["data_to_predict"])
         gt = select_steps(target.to(pred.device, pred.dtype), step, K)
-        base = baseline_prediction(batch, step, K, self.opt.extrap)
+        base = baseline_prediction(batch, step, K, self.run_opt.extrap)
         return self.to_unit(pred), self.to_unit(gt), self.to_unit(base)
 
     def update(self, batch, save_dir=None):
@@ -120,14 +120,14 @@ def gather_metrics(ev):
 
 
 def test_met(opt):
-    ropt, model, ckpt_path, step, device = load_run(opt)
+    run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
-        print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
+        print(f"[test_met] {environment_line(device)}; {describe_solver(run_opt)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
-    loader = build_test_loader(ropt)
+    loader = build_test_loader(run_opt)
     lpips_model = None if opt.no_lpips else load_lpips(device)
-    ev = Evaluator(ropt, model, device, lpips_model)
+    ev = Evaluator(run_opt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
     n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
@@ -143,13 +143,13 @@ def test_met(opt):
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
     summary, base = ev.acc.summary(), ev.acc_base.summary()
     results = {
-        "checkpoint": str(ckpt_path), "step": step, "dataset": ropt.dataset, "extrap": ropt.extrap,
-        "irregular": ropt.irregular, "n_clips": ev.n_clips, "seconds": seconds,
+        "checkpoint": str(ckpt_path), "step": step, "dataset": run_opt.dataset, "extrap": run_opt.extrap,
+        "irregular": run_opt.irregular, "n_clips": ev.n_clips, "seconds": seconds,
         "frames_per_second": summary["n_frames"] / seconds if seconds > 0 else None,
         "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "model": summary, "baseline": base,
-        "baseline_kind": baseline_kind(ropt.extrap),
+        "baseline_kind": baseline_kind(run_opt.extrap),
     }
     if not main_proc:
         return results

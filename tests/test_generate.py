@@ -81,30 +81,30 @@ def test_frames_at_off_grid_times_in_order(runs):
 def test_observed_times_reproduce_the_test_path(runs):
     for kind in ("interp", "extrap"):
         opt = opt_for(runs, kind, phase="test_met")
-        ropt, model, _, _, device = load_run(opt)
-        batch = next(iter(build_test_loader(ropt)))
-        ev = Evaluator(ropt, model, device, None)
-        rate = frames_per_unit(ropt)
+        run_opt, model, _, _, device = load_run(opt)
+        batch = next(iter(build_test_loader(run_opt)))
+        ev = Evaluator(run_opt, model, device, None)
+        rate = frames_per_unit(run_opt)
         obs, mask = batch["observed_data"], batch["observed_mask"]
         if kind == "interp":  # test_met predicts the odd frames 1, 3, 5, 7 = input frames k + 0.5
             times = [0.5, 1.5, 2.5, 3.5]
         else:  # the predicted half, frames 5..9
             times = [5, 6, 7, 8, 9]
         pred, _, _ = ev.predict(batch)
-        assert same(synthesize(model, obs, mask, times, rate, ropt.extrap), pred, device)
+        assert same(synthesize(model, obs, mask, times, rate, run_opt.extrap), pred, device)
         if kind == "interp":  # the training grid: the observed frames at k / (S/2)
             clips = obs
             train_batch = make_batch(clips, torch.ones(clips.shape[:2] + (1,)), time_steps(
-                get_dataset(ropt, "test").plan), ropt)
+                get_dataset(run_opt, "test").plan), run_opt)
             pred, _, _ = ev.predict(train_batch)
             assert same(synthesize(model, obs, mask, range(5), rate, False), pred, device)
     # end to end, one clip: generate's frames.npy = the test path on that clip alone
     opt = opt_for(runs, "extrap", "--input", "2", "--fps_factor", "1")
     res = generate(opt)
-    ropt, model, _, _, device = load_run(opt)
-    x, m, _ = get_dataset(ropt, "test")[2]
-    batch = make_batch(x[None], m[None], time_steps(get_dataset(ropt, "test").plan), ropt)
-    pred, gt, _ = Evaluator(ropt, model, device, None).predict(batch)
+    run_opt, model, _, _, device = load_run(opt)
+    x, m, _ = get_dataset(run_opt, "test")[2]
+    batch = make_batch(x[None], m[None], time_steps(get_dataset(run_opt, "test").plan), run_opt)
+    pred, gt, _ = Evaluator(run_opt, model, device, None).predict(batch)
     assert res["times"] == [5, 6, 7, 8, 9]
     frames = torch.from_numpy(np.load(os.path.join(res["out"], "frames.npy")))
     assert same(frames, torch.from_numpy(to_uint8_hwc(pred[0])), device)
@@ -112,10 +112,10 @@ def test_observed_times_reproduce_the_test_path(runs):
 
 def test_truth_matches_the_data_at_grid_times(runs):
     for kind, times in (("interp", range(5)), ("extrap", range(5, 10))):
-        ropt = load_run(opt_for(runs, kind, phase="test_met"))[0]
-        batch = next(iter(build_test_loader(ropt)))
+        run_opt = load_run(opt_for(runs, kind, phase="test_met"))[0]
+        batch = next(iter(build_test_loader(run_opt)))
         meta = load_meta(os.path.join(runs["data"], "shapes"))
-        gt = shapes_truth(meta, batch["clip_index"].tolist(), list(times), ropt)
+        gt = shapes_truth(meta, batch["clip_index"].tolist(), list(times), run_opt)
         want = batch["observed_data"] if kind == "interp" else batch["data_to_predict"]
         assert torch.equal(gt, want)
 

@@ -25,16 +25,16 @@ DEFAULT_FPS_FACTOR = 4
 EPS = 1e-6
 
 
-def frames_per_unit(ropt):
+def frames_per_unit(run_opt):
     """R: input frames per unit of the run's model time (see the module docstring)."""
-    if ropt.irregular:
-        return int(ropt.window_size)
-    return int(ropt.sample_size) if ropt.extrap else int(ropt.sample_size) // 2
+    if run_opt.irregular:
+        return int(run_opt.window_size)
+    return int(run_opt.sample_size) if run_opt.extrap else int(run_opt.sample_size) // 2
 
 
-def predicted_frames(ropt):
+def predicted_frames(run_opt):
     """Frames an extrapolation run was trained to predict after its observed half."""
-    n = int(ropt.window_size if ropt.irregular else ropt.sample_size)
+    n = int(run_opt.window_size if run_opt.irregular else run_opt.sample_size)
     return n - n // 2
 
 
