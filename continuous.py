@@ -4,7 +4,10 @@ exists at any time: at the training grid, between its points at --fps_factor tim
 units of the observed input (see utils/timeline.py).
 """
 import math
+from argparse import Namespace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 import torch
@@ -23,7 +26,8 @@ def _to_unit(x, run_opt):
     return x * 0.5 + 0.5 if run_opt.input_norm else x
 
 
-def time_sets(run_opt, n, fps_factor, horizon=None):
+def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
+              horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
     """[(name, description, times, scored flags)] in input frame units for an N-frame input;
     fps_factor >= 2 (main.check_generation_opt)."""
     if not run_opt.extrap:
@@ -47,7 +51,7 @@ def time_sets(run_opt, n, fps_factor, horizon=None):
              beyond, [t > end for t in beyond])]
 
 
-def shapes_truth(meta, clip_ids, times, run_opt):
+def shapes_truth(meta: dict, clip_ids: list[int], times: list[float], run_opt: SimpleNamespace) -> torch.Tensor:
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
     from dataset.shapes import frames_per_unit_time, render_clip
     scale = frames_per_unit_time(run_opt) / frames_per_unit(run_opt)  # original frames per input frame
@@ -77,7 +81,7 @@ def _table(rows):
     return "\n".join(lines)
 
 
-def eval_continuous(opt):
+def eval_continuous(opt: Namespace) -> dict:
     """SSIM / PSNR (of the mean MSE) / LPIPS at the training grid, between its points at
     --fps_factor times the rate, and (extrapolation) beyond the training horizon, on the shapes
     test clips, against the trivial baseline. Writes <run>/continuous/results.json."""

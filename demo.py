@@ -8,6 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,12 +31,12 @@ DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init
                 "--name", "demo"]
 
 
-def run_folders(storage):
+def run_folders(storage: str | Path) -> set[Path]:
     """The run folders (holding options.json) under <storage>/logs/<MMDD>/."""
     return {p.parent for p in Path(storage, "logs").glob("*/*/options.json")}
 
 
-def read_frames(folder, clip):
+def read_frames(folder: Path, clip: int) -> torch.Tensor:
     """test_met's --save_images PNGs of one clip, <folder>/<clip>_<frame>.png -> (T, 3, H, W) in [0, 1]."""
     paths = sorted(Path(folder).glob(f"{clip:05d}_*.png"))
     if not paths:
@@ -44,7 +45,7 @@ def read_frames(folder, clip):
     return torch.stack(frames).float() / 255
 
 
-def demo_gif(test_dir, out_path, n_clips=4, fps=4):
+def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> Path:
     """Observed frames, then truth | prediction | baseline for the predicted frames, per clip.
 
     The truth and the prediction are the PNGs test_met --save_images wrote (result_images/gt,
@@ -72,7 +73,8 @@ def demo_gif(test_dir, out_path, n_clips=4, fps=4):
     return out_path
 
 
-def run(argv=None):
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """The demo; exit code 0 when Vid-ODE beats the baseline's PSNR, 1 when not, main's code on errors."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=7.0, help="training time budget")
     p.add_argument("--storage", default="storage/demo")

@@ -19,7 +19,9 @@ grid, so test_met's predictions are reproduced exactly; fixed-grid solvers step 
 times.
 """
 import re
+from argparse import Namespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,7 +37,7 @@ from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_m
 
 # ------------------------------------------------------------------ checks and parsing
 
-def check_times(times, n, mask, extrap):
+def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> None:
     """Refuse times the run cannot serve. times: input frame units, increasing (main.check_times);
     mask (N,) observed flags."""
     obs = [i for i, m in enumerate(mask) if m > 0.5]
@@ -57,7 +59,7 @@ def check_times(times, n, mask, extrap):
             "run (--extrap) to go beyond the last frame")
 
 
-def requested_times(opt, run_opt, n, mask):
+def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.ndarray) -> list[float]:
     """The checked list of times (input frame units) asked for on the command line."""
     if opt.times is not None:
         times = list(opt.times)
@@ -71,7 +73,7 @@ def requested_times(opt, run_opt, n, mask):
     return times
 
 
-def observed_mask(idx, n, extrap):
+def observed_mask(idx: list[int], n: int, extrap: bool) -> np.ndarray:
     """--observed indices (distinct, >= 0: main.check_generation_opt) -> (N,) float mask."""
     out = [i for i in idx if not 0 <= i < n]
     if out:
@@ -122,7 +124,7 @@ def _array_frames(x, source, run_opt):
     return t  # (T, C, H, W)
 
 
-def load_input(opt, run_opt):
+def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, np.ndarray, str]:
     """--input -> (frames (N, C, H, W) model scale, mask (N,) float32, label)."""
     spec = "0" if opt.input is None else str(opt.input).strip()
     if re.fullmatch(r"[+-]?\d+", spec):
@@ -163,7 +165,8 @@ def _to_unit(x, run_opt):
     return x * 0.5 + 0.5 if run_opt.input_norm else x
 
 
-def write_outputs(out, frames, mask, times, pred, extrap, info):
+def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list[float], pred: torch.Tensor,
+                  extrap: bool, info: dict) -> None:
     """frames.npy (T', H, W, 3) uint8 and times.json; generated.mp4/.gif and strip.png show the
     time line (the observed input frames first when extrapolating). frames (N, C, H, W) and pred
     (T', C, H, W) in [0, 1]; mask (N,) observed input frames."""
@@ -184,7 +187,7 @@ def write_outputs(out, frames, mask, times, pred, extrap, info):
                                            "shown_observed": show_obs})
 
 
-def generate(opt):
+def generate(opt: Namespace) -> dict:
     """Frames of a trained run at any time stamps (see the module docstring); returns a summary dict."""
     run_opt, model, ckpt, step, device = load_run(opt)
     x, mask, label = load_input(opt, run_opt)

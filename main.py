@@ -11,6 +11,7 @@ module: trainer.py (train), tester.py (test_met), generate.py (generate), contin
 import argparse
 import math
 import sys
+from typing import Optional, Sequence
 
 DATASETS = ("kth", "penn", "mgif", "hurricane", "shapes", "custom")
 PHASES = ("train", "test_met", "generate", "eval_continuous")
@@ -124,7 +125,7 @@ def _build_parser():
     return p
 
 
-def check_opt(opt, parser):
+def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
     """Refuse impossible combinations at parse time, saying how to fix them."""
     if opt.irregular and opt.sample_size > opt.window_size:
         parser.error(f"--sample_size ({opt.sample_size}) must not exceed --window_size "
@@ -155,7 +156,7 @@ def check_opt(opt, parser):
     return opt
 
 
-def check_generation_opt(opt, parser):
+def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """The options of generate and eval_continuous (--times, --fps_factor, --horizon, --observed),
     on their own; whether the run can serve them is checked when it is loaded."""
     if opt.horizon < 0:
@@ -179,7 +180,7 @@ def check_generation_opt(opt, parser):
             parser.error(f"--observed index {min(opt.observed)} is negative: give 0-based indices of input frames")
 
 
-def check_times(times, parser):
+def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
     """--times: at least one, finite, >= 0, increasing, each once (input frame units)."""
     from utils.timeline import EPS, fmt_time as fmt  # times closer than EPS are one time
     if len(times) == 0:
@@ -199,14 +200,18 @@ def check_times(times, parser):
                          "ODE and warping chain run forward through them; sort --times")
 
 
-def get_opt(argv=None):
+def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options of this command (argv, default sys.argv[1:]), checked; exits with code 2 and a
+    message on bad options."""
     parser = _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
     return check_opt(opt, parser)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the phase the options name; returns the exit code (0, or 2 with one line on stderr when
+    the data, the run or a checkpoint cannot be used)."""
     opt = get_opt(argv)
     from dataloader import DataError
     from runs import RunError
@@ -218,7 +223,8 @@ def main(argv=None):
         return 2
 
 
-def dispatch(opt):
+def dispatch(opt: argparse.Namespace) -> int:
+    """Call the module of opt.phase; 0 when it finishes."""
     if opt.phase == "train":
         from trainer import train
         train(opt)

@@ -6,7 +6,10 @@ the reference's line "SSIM / MSE / LPIPS / PSNR".
 import csv
 import io
 import time
+from argparse import Namespace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -24,9 +27,9 @@ from utils.metrics import MetricAccumulator, load_lpips, reference_line
 from utils.visualize import plot_metrics_by_index
 
 
-def baseline_prediction(batch, step_mask, n_kept, extrap):
+def baseline_prediction(batch: dict, step_mask: torch.Tensor, n_kept: int, extrap: bool) -> torch.Tensor:
     """The trivial baseline at the kept steps: copy the last observed frame (extrapolation),
-    or blend the neighbouring observed frames (interpolation)."""
+    or blend the neighbouring observed frames (interpolation). -> (b, n_kept, c, h, w), model scale."""
     observed, mask = batch["observed_data"], batch["observed_mask"]
     if extrap:
         last = last_observed(observed, mask)
@@ -38,17 +41,20 @@ def baseline_prediction(batch, step_mask, n_kept, extrap):
 class Evaluator:
     """Runs a generator over the test split and accumulates the model's and the baseline's metrics."""
 
-    def __init__(self, run_opt, model, device, lpips_model):
+    def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
+                 lpips_model: Optional[torch.nn.Module]):
         self.run_opt, self.model, self.device = run_opt, model, device
         self.acc = MetricAccumulator(lpips_model, device)
         self.acc_base = MetricAccumulator(lpips_model, device)
         self.n_clips = 0
 
-    def to_unit(self, x):
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Model scale -> [0, 1] (undoes --input_norm)."""
         return x * 0.5 + 0.5 if self.run_opt.input_norm else x
 
     @torch.no_grad()
-    def predict(self, batch):
+    def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prediction, truth, baseline) at the kept steps, each (b, K, c, h, w) in [0, 1]."""
         with autocast(self.run_opt, self.device):  # --amp; the prediction comes out float32
             pred, extra = self.model.get_reconstruction(
                 batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
@@ -59,7 +65,9 @@ class Evaluator:
         base = baseline_prediction(batch, step, K, self.run_opt.extrap)
         return self.to_unit(pred), self.to_unit(gt), self.to_unit(base)
 
-    def update(self, batch, save_dir=None):
+    def update(self, batch: dict,
+               save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predict one batch, add its model and baseline metrics, write its PNGs when save_dir is given."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)
         self.acc_base.update(base, gt)
@@ -69,8 +77,9 @@ class Evaluator:
         return pred, gt, base
 
 
-def save_pngs(save_dir, clip_index, pred, gt):
-    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png."""
+def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
+    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png; pred and gt
+    (b, T, c, h, w) in [0, 1]."""
     for kind, frames in (("pred", pred), ("gt", gt)):
         folder = Path(save_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -79,7 +88,8 @@ def save_pngs(save_dir, clip_index, pred, gt):
                 save_image(frames[i, t].cpu(), folder / f"{clip:05d}_{t:02d}.png")
 
 
-def metrics_csv(model_summary, base_summary):
+def metrics_csv(model_summary: dict, base_summary: dict) -> str:
+    """metrics_by_index.csv: the overall row, then one row per frame index, model and baseline."""
     keys = ["ssim", "mse", "psnr", "psnr_per_frame_mean", "lpips", "n_frames"]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -91,7 +101,7 @@ def metrics_csv(model_summary, base_summary):
     return buf.getvalue()
 
 
-def shard_batches(loader, n_batches):
+def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
     """Under torchrun: this process's share of the first n_batches batches, whole batches dealt
     round-robin (batch i to process i % N). Each batch is the one a single process would form,
     so BatchNorm's batch statistics and the adaptive solver's steps, hence every prediction,
@@ -105,7 +115,7 @@ def shard_batches(loader, n_batches):
                       worker_init_fn=loader.worker_init_fn, generator=loader.generator), len(mine)
 
 
-def gather_metrics(ev):
+def gather_metrics(ev: Evaluator) -> None:
     """Under torchrun: every process's per-frame metrics, merged into `ev` on every process.
     The summaries are exactly rounded sums (independent of order): one process's numbers."""
     if dist.world_size() == 1:
@@ -119,7 +129,9 @@ def gather_metrics(ev):
     ev.n_clips = sum(n for _, _, n in parts)
 
 
-def test_met(opt):
+def test_met(opt: Namespace) -> dict:
+    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written to the run
+    folder (rank 0) and returned."""
     run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:

@@ -4,7 +4,9 @@ what the run reports (console, TensorBoard, train_log.jsonl) utils/train_log.py.
 import math
 import signal
 import time
+from argparse import Namespace
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -52,7 +54,7 @@ class Trainer:
     """One training run: its pieces (process group, data, networks, optimisers, training state,
     logs) built from the options, and the loop over epochs and steps."""
 
-    def __init__(self, opt):
+    def __init__(self, opt: Namespace):
         self.opt = opt
         configure_threads(opt)
         device = resolve_device(opt.device)
@@ -107,7 +109,7 @@ class Trainer:
         return total / max(n, 1)
 
     # ------------------------------------------------------------------ loop
-    def one_step(self, batch, start, stop):
+    def one_step(self, batch: dict, start: float, stop: StopFlag) -> Optional[str]:
         """One training iteration with its logging and checkpoints; returns why to stop, or None."""
         opt, st = self.opt, self.state
         t0 = time.time()
@@ -189,7 +191,7 @@ class Trainer:
         return path
 
 
-def train(opt) -> Path:
+def train(opt: Namespace) -> Path:
     """Phase train: one run (or the resumed one) until a stop; returns the last checkpoint."""
     trainer = Trainer(opt)
     try:

@@ -8,7 +8,7 @@ def baseline_kind(extrap: bool) -> str:
     return "copy last observed frame" if extrap else "linear blend of neighbouring observed frames"
 
 
-def last_observed(observed, observed_mask):
+def last_observed(observed: torch.Tensor, observed_mask: torch.Tensor) -> torch.Tensor:
     """Each sample's last observed frame: observed (b, T, c, h, w), mask (b, T, 1) -> (b, c, h, w)."""
     b, T = observed.shape[:2]
     valid = observed_mask.reshape(b, T) > 0.5
@@ -16,7 +16,8 @@ def last_observed(observed, observed_mask):
     return observed[torch.arange(b, device=observed.device), idx]
 
 
-def blend_neighbours(observed, observed_tp, observed_mask, tp_to_predict):
+def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
+                     tp_to_predict: torch.Tensor) -> torch.Tensor:
     """Linear blend in time of the nearest observed frames before and after each time to predict.
 
     observed (b, To, c, h, w), observed_tp (To,), observed_mask (b, To, 1), tp_to_predict (Tp,)

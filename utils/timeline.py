@@ -18,6 +18,7 @@ observed frame (extrapolation, frame N of an N-frame input). When the first requ
 later, that start is solved but not rendered (as test_met does with its output mask).
 """
 import math
+from typing import Iterable, Optional
 
 import torch
 
@@ -25,26 +26,27 @@ DEFAULT_FPS_FACTOR = 4
 EPS = 1e-6
 
 
-def frames_per_unit(run_opt):
+def frames_per_unit(run_opt) -> int:
     """R: input frames per unit of the run's model time (see the module docstring)."""
     if run_opt.irregular:
         return int(run_opt.window_size)
     return int(run_opt.sample_size) if run_opt.extrap else int(run_opt.sample_size) // 2
 
 
-def predicted_frames(run_opt):
+def predicted_frames(run_opt) -> int:
     """Frames an extrapolation run was trained to predict after its observed half."""
     n = int(run_opt.window_size if run_opt.irregular else run_opt.sample_size)
     return n - n // 2
 
 
-def model_times(frames, rate):
-    """Frame positions -> model times, float32 as time_steps() computes them (k / R)."""
+def model_times(frames: Iterable[float], rate: int) -> torch.Tensor:
+    """Frame positions -> model times (T,), float32 as time_steps() computes them (k / R)."""
     return torch.tensor([float(f) for f in frames], dtype=torch.float32) / rate
 
 
 @torch.no_grad()
-def synthesize(model, observed, mask, times, rate, extrap):
+def synthesize(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor, times: Iterable[float],
+               rate: int, extrap: bool) -> torch.Tensor:
     """Frames at `times` (input frame units, increasing) from observed frames.
 
     observed (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale. Unobserved frames
@@ -64,11 +66,12 @@ def synthesize(model, observed, mask, times, rate, extrap):
     return pred
 
 
-def fmt_time(t):
+def fmt_time(t: float) -> str:
+    """A time for a message: 2, 0.5, 1.25 (no trailing zeros)."""
     return f"{t:g}"
 
 
-def grid_times(n, fps_factor, extrap, end, p_train):
+def grid_times(n: int, fps_factor: int, extrap: bool, end: Optional[float], p_train: int) -> list[float]:
     """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
     default end N - 1 + the frames predicted in training); empty when end < start."""
     start = n if extrap else 0

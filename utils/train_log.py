@@ -5,6 +5,7 @@ Rank 0 writes everything; every process takes part in the averages over processe
 step() on every process.
 """
 import json
+from argparse import Namespace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from utils.visualize import save_grid
 class TrainLog:
     """The console, TensorBoard and jsonl logs of one training run in `log_dir`."""
 
-    def __init__(self, opt, log_dir: Path, is_main: bool):
+    def __init__(self, opt: Namespace, log_dir: Path, is_main: bool):
         self.opt, self.log_dir, self.main = opt, Path(log_dir), is_main
         self.writer = None
         self.bar = None
@@ -42,14 +43,17 @@ class TrainLog:
                   f"{world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
 
     def open_bar(self, total: int, initial: int) -> None:
+        """The progress bar over `total` steps, `initial` of them done (a resumed run)."""
         # the bar only on a terminal (disable=None): logs and CI keep the plain [train] lines
         self.bar = tqdm(total=total, initial=initial, disable=None if self.main else True,
                         dynamic_ncols=True, desc="train")
 
     def advance(self) -> None:
+        """One step done."""
         self.bar.update(1)
 
     def close_bar(self) -> None:
+        """Close the progress bar (before the last checkpoint's lines)."""
         self.bar.close()
 
     def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
@@ -88,7 +92,7 @@ class TrainLog:
     def _display(self, x):
         return x * 0.5 + 0.5 if self.opt.input_norm else x
 
-    def test_loss(self, mean: float, step: int, epoch: int, last) -> None:
+    def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
         """The average test loss (rank 0) and the image grid of the last test batch:
         last = (batch, target, pred)."""
         if not self.main:

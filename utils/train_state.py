@@ -9,6 +9,7 @@ losses of the uninterrupted one bit for bit; with another process count or --bat
 position is converted (TrainState._convert_position) and the streams reseeded.
 """
 import random
+from argparse import Namespace
 from pathlib import Path
 from typing import Optional
 
@@ -36,7 +37,7 @@ class TrainState:
     epoch (0-based), step (steps done), batch_in_epoch (batches of this process done in `epoch`).
     """
 
-    def __init__(self, opt, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
+    def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
                  optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
                  world: int = 1):
         self.opt = opt
@@ -48,6 +49,7 @@ class TrainState:
 
     # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
+        """What a checkpoint holds (rank 0's RNG streams; save() adds every process's)."""
         return {"netG": self.model.state_dict(), "netD_img": self.netD_img.state_dict(),
                 "netD_seq": self.netD_seq.state_dict(), "optimizer_G": self.optG.state_dict(),
                 "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
