@@ -8,13 +8,17 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Optional, Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
 import main
-from dataloader import batch_to_device, build_test_loader
-from tester import Evaluator, prepare_model, test_met
-from trainer import train
+from dataloader import build_test_loader
+from runs import merge_run_options, read_options
+from utils.atomic import atomic_write_json
+from utils.baselines import last_observed
 from utils.visualize import side_by_side, write_gif
 
 # A small model on 32 px frames, extrapolating, big enough to learn the shapes' motion in a few
@@ -27,46 +31,78 @@ DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init
                 "--name", "demo"]
 
 
-def demo_gif(test_dir, out_path, n_clips=4, fps=4):
-    """Observed frames, then truth | prediction | baseline for the predicted frames, per clip."""
+def run_folders(storage: str | Path) -> set[Path]:
+    """The run folders (holding options.json) under <storage>/logs/<MMDD>/."""
+    return {p.parent for p in Path(storage, "logs").glob("*/*/options.json")}
+
+
+def read_frames(folder: Path, clip: int) -> torch.Tensor:
+    """test_met's --save_images PNGs of one clip, <folder>/<clip>_<frame>.png -> (T, 3, H, W) in [0, 1]."""
+    paths = sorted(Path(folder).glob(f"{clip:05d}_*.png"))
+    if not paths:
+        raise FileNotFoundError(f"no frames of clip {clip} in {folder}; test_met --save_images writes them")
+    frames = [torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1) for p in paths]
+    return torch.stack(frames).float() / 255
+
+
+def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> Path:
+    """Observed frames, then truth | prediction | baseline for the predicted frames, per clip.
+
+    The truth and the prediction are the PNGs test_met --save_images wrote (result_images/gt,
+    result_images/pred); the observed frames come from the same test batch, the baseline copies the
+    last one (an extrapolation run)."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
-    ropt, model, *_ , device = prepare_model(opt)
-    ev = Evaluator(ropt, model, device, None)
-    batch = batch_to_device(next(iter(build_test_loader(ropt))), device)
-    pred, gt, base = ev.predict(batch)
-    obs = ev.to_unit(batch["observed_data"])
-    n = min(n_clips, pred.size(0))
+    run_opt = merge_run_options(opt, read_options(test_dir))
+    batch = next(iter(build_test_loader(run_opt)))
+    obs = batch["observed_data"]  # (b, N, 3, H, W)
+    if run_opt.input_norm:
+        obs = obs * 0.5 + 0.5
+    last = last_observed(obs, batch["observed_mask"])  # (b, 3, H, W)
+    images = Path(test_dir) / "result_images"
+    n = min(n_clips, obs.size(0))
     videos = []
     for i in range(n):
+        index = int(batch["clip_index"][i])
+        gt, pred = read_frames(images / "gt", index), read_frames(images / "pred", index)
+        base = last[i].unsqueeze(0).expand_as(pred)
         # the observed frames play first in every panel, then each panel's own future
-        clip = [torch.cat([obs[i], x[i]], dim=0).clamp(0, 1) for x in (gt, pred, base)]
+        clip = [torch.cat([obs[i], x], dim=0).clamp(0, 1) for x in (gt, pred, base)]
         videos.append(side_by_side(*clip, labels=["truth", "Vid-ODE", "copy last"]))
     video = torch.cat(videos, dim=2)  # clips stacked vertically: (T, 3, n*H', W')
     write_gif(video, out_path, fps=fps)
     return out_path
 
 
-def _lpips_text(summary):
+def _lpips_text(summary: dict) -> str:
     """LPIPS to 3 decimals, or why it is missing."""
     return "n/a (no AlexNet weights, see the warning above)" if summary["lpips"] is None else f"{summary['lpips']:.3f}"
 
 
-def run(argv=None):
+def run(argv: Optional[Sequence[str]] = None) -> int:
+    """The demo; exit code 0 when Vid-ODE beats the baseline's PSNR, 1 when not, main's code on errors."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=7.0, help="training time budget")
     p.add_argument("--storage", default="storage/demo")
     p.add_argument("--num_threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
     start = time.time()
-    opt = main.get_opt(DEMO_OPTIONS + ["--max_minutes", str(args.minutes), "--storage", args.storage,
-                                       "--num_threads", str(args.num_threads)])
+    before = run_folders(args.storage)
     print(f"[demo] training Vid-ODE on moving shapes for {args.minutes:g} minutes")
-    train(opt)
-    run_dir = Path(opt.log_dir)
+    code = main.main(["--phase", "train"] + DEMO_OPTIONS + [
+        "--max_minutes", str(args.minutes), "--storage", args.storage, "--num_threads", str(args.num_threads)])
+    if code:
+        return code
+    new = run_folders(args.storage) - before
+    if not new:
+        print(f"error: train wrote no run folder under {Path(args.storage) / 'logs'}", file=sys.stderr)
+        return 2
+    run_dir = max(new, key=lambda p: (p / "options.json").stat().st_mtime)
     print(f"[demo] evaluating {run_dir}")
-    test_opt = main.get_opt(["--phase", "test_met", "--test_dir", str(run_dir), "--workers", "1",
-                             "--num_threads", str(args.num_threads)])
-    results = test_met(test_opt)
+    code = main.main(["--phase", "test_met", "--test_dir", str(run_dir), "--workers", "1", "--save_images",
+                      "--num_threads", str(args.num_threads)])
+    if code:
+        return code
+    results = json.loads((run_dir / "results.json").read_text())
     gif = demo_gif(run_dir, run_dir / "demo.gif")
     m, b = results["model"], results["baseline"]
     print("\n[demo] ------------------------------------------------------------")
@@ -81,7 +117,7 @@ def run(argv=None):
     print(f"[demo] done in {(time.time() - start) / 60:.1f} minutes")
     summary = {"psnr_model": m["psnr"], "psnr_baseline": b["psnr"], "beats_baseline": m["psnr"] > b["psnr"],
                "lpips_model": m["lpips"], "lpips_baseline": b["lpips"], "lpips_backbone": results["lpips_backbone"]}
-    (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(run_dir / "demo_summary.json", summary)
     return 0 if summary["beats_baseline"] else 1
 
 

@@ -4,10 +4,14 @@
     python main.py --phase test_met --test_dir storage/logs/<MMDD>/<run>
     python main.py --phase generate --test_dir RUN --fps_factor 4
 
-Options live in get_opt(); the work lives in trainer.py, tester.py and generator.py.
+Options live in get_opt() and are checked in one place, check_opt(); each phase has its own
+module: trainer.py (train), tester.py (test_met), generate.py (generate), continuous.py
+(eval_continuous).
 """
 import argparse
+import math
 import sys
+from typing import Optional, Sequence
 
 DATASETS = ("kth", "penn", "mgif", "hurricane", "shapes", "custom")
 PHASES = ("train", "test_met", "generate", "eval_continuous")
@@ -19,6 +23,16 @@ def _positive_int(text):
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
     return value
+
+
+def _numbers(cast, what):
+    """An argparse type: comma-separated numbers -> a list (empty items are skipped)."""
+    def parse(text):
+        try:
+            return [cast(p.strip()) for p in str(text).split(",") if p.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be comma-separated numbers, got {text!r}") from None
+    return parse
 
 
 def _build_parser():
@@ -100,13 +114,13 @@ def _build_parser():
     p.add_argument("--fps_factor", type=int, default=0,
                    help="generate / eval_continuous: frames per input-frame interval (2, 4, 8; "
                    "0: 4); extrapolation runs generate beyond the last input frame")
-    p.add_argument("--times", default=None,
+    p.add_argument("--times", default=None, type=_numbers(float, "--times"),
                    help="generate: comma-separated times in FRAME UNITS OF THE INPUT (0 = first input "
                    "frame, 1 = second, 0.5 half-way), increasing; instead of --fps_factor")
     p.add_argument("--horizon", type=float, default=0.0,
                    help="generate / eval_continuous: extrapolate up to this time, in frame units of "
                    "the input (0: the training horizon; eval_continuous: as far again past it)")
-    p.add_argument("--observed", default=None,
+    p.add_argument("--observed", default=None, type=_numbers(int, "--observed"),
                    help="generate: comma-separated 0-based indices of the observed input frames "
                    "(irregular input); the others are masked out")
     p.add_argument("--out", default=None,
@@ -131,17 +145,71 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
                      "(storage/logs/<MMDD>/<run>)")
     if opt.lr <= 0:
         parser.error("--lr must be positive")
+    zero = {"workers": "load in the main process", "num_threads": "torch's default", "max_steps": "no limit",
+            "max_minutes": "no limit", "max_test_batches": "all"}
+    for name, meaning in zero.items():
+        if getattr(opt, name) < 0:
+            parser.error(f"--{name} must be >= 0 (0: {meaning}), got {getattr(opt, name):g}")
+    check_generation_opt(opt, parser)
     return opt
 
 
-def get_opt(argv=None):
+def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The options of generate and eval_continuous (--times, --fps_factor, --horizon, --observed),
+    on their own; whether the run can serve them is checked when it is loaded."""
+    if opt.horizon < 0:
+        parser.error(f"--horizon must be >= 0 (frame units of the input; 0: the default), got {opt.horizon:g}")
+    if opt.phase == "eval_continuous" and opt.fps_factor and opt.fps_factor < 2:
+        parser.error(f"eval_continuous needs --fps_factor >= 2 (frames between grid points), got {opt.fps_factor}")
+    if opt.phase != "generate":
+        return
+    if opt.times is not None and opt.fps_factor:
+        parser.error("give either --times or --fps_factor, not both")
+    if opt.fps_factor < 0:
+        parser.error(f"--fps_factor must be >= 1 (frames per observed interval), got {opt.fps_factor}")
+    if opt.times is not None:
+        check_times(opt.times, parser)
+    if opt.observed is not None:
+        if not opt.observed:
+            parser.error("--observed lists no frame; give the 0-based indices of the observed input frames")
+        if len(set(opt.observed)) != len(opt.observed):
+            parser.error(f"--observed lists a frame twice: {','.join(map(str, opt.observed))}")
+        if min(opt.observed) < 0:
+            parser.error(f"--observed index {min(opt.observed)} is negative: give 0-based indices of input frames")
+
+
+def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
+    """--times: at least one, finite, >= 0, increasing, each once (input frame units)."""
+    from utils.timeline import EPS, fmt_time as fmt  # times closer than EPS are one time
+    if len(times) == 0:
+        parser.error("no time stamps requested: give --times with at least one number "
+                     "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
+    if any(not math.isfinite(t) for t in times):
+        parser.error(f"time stamps must be finite numbers, got {times}")
+    neg = [t for t in times if t < 0]
+    if neg:
+        parser.error(f"negative time stamp {fmt(neg[0])}: times are in frame units of the "
+                     "input, 0 being its first frame")
+    for a, b in zip(times, times[1:]):
+        if abs(b - a) < EPS:
+            parser.error(f"duplicate time stamp {fmt(a)} in --times; list each time once")
+        if b < a:
+            parser.error(f"time stamps must increase ({fmt(a)} then {fmt(b)}): the decoder's "
+                         "ODE and warping chain run forward through them; sort --times")
+
+
+def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options of this command (argv, default sys.argv[1:]), checked; exits with code 2 and a
+    message on bad options."""
     parser = _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
     return check_opt(opt, parser)
 
 
-def main(argv=None):
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the phase the options name; returns the exit code (0, or 2 with one line on stderr when
+    the data, the run or a checkpoint cannot be used)."""
     opt = get_opt(argv)
     from dataloader import DataError
     from runs import RunError
@@ -153,7 +221,8 @@ def main(argv=None):
         return 2
 
 
-def dispatch(opt):
+def dispatch(opt: argparse.Namespace) -> int:
+    """Call the module of opt.phase; 0 when it finishes."""
     if opt.phase == "train":
         from trainer import train
         train(opt)
@@ -163,11 +232,11 @@ def dispatch(opt):
         test_met(opt)
         return 0
     elif opt.phase == "generate":
-        from generator import generate
+        from generate import generate
         generate(opt)
         return 0
     elif opt.phase == "eval_continuous":
-        from generator import eval_continuous
+        from continuous import eval_continuous
         eval_continuous(opt)
         return 0
 

@@ -6,7 +6,10 @@ the reference's line "SSIM / MSE / LPIPS / PSNR".
 import csv
 import io
 import time
+from argparse import Namespace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -14,53 +17,19 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from dataloader import batch_to_device, build_test_loader
-from models.performance import apply_speed_options, autocast
+from models.performance import autocast
 from models.vidode import select_steps
-from runs import (RunError, checkpoint_dir_of, configure_threads, describe_solver, environment_line,
-                  load_generator, read_options, resolve_device, run_opt)
+from runs import RunError, describe_solver, environment_line, load_run
 from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
+from utils.baselines import baseline_kind, blend_neighbours, last_observed
 from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone, reference_line
 from utils.visualize import plot_metrics_by_index
 
 
-def last_observed(observed, observed_mask):
-    """Each sample's last observed frame: observed (b, T, c, h, w), mask (b, T, 1) -> (b, c, h, w)."""
-    b, T = observed.shape[:2]
-    valid = observed_mask.reshape(b, T) > 0.5
-    idx = torch.where(valid, torch.arange(T, device=observed.device), -1).amax(dim=1).clamp_min(0)
-    return observed[torch.arange(b, device=observed.device), idx]
-
-
-def blend_neighbours(observed, observed_tp, observed_mask, tp_to_predict):
-    """Linear blend in time of the nearest observed frames before and after each time to predict.
-
-    observed (b, To, c, h, w), observed_tp (To,), observed_mask (b, To, 1), tp_to_predict (Tp,)
-    -> (b, Tp, c, h, w). A time with an observed frame on one side only copies that frame.
-    """
-    b, To = observed.shape[:2]
-    to = observed_tp.to(observed.device, observed.dtype)
-    tp = tp_to_predict.to(observed.device, observed.dtype)
-    valid = (observed_mask.reshape(b, To) > 0.5)[:, None, :]  # (b, 1, To)
-    eps = 1e-6
-    ar = torch.arange(To, device=observed.device)
-    before = valid & (to[None, None, :] <= tp[None, :, None] + eps)  # (b, Tp, To)
-    after = valid & (to[None, None, :] >= tp[None, :, None] - eps)
-    i0 = torch.where(before, ar, -1).amax(-1)  # (b, Tp)
-    i1 = torch.where(after, ar, To).amin(-1)
-    i0 = torch.where(i0 < 0, i1, i0).clamp(0, To - 1)
-    i1 = torch.where(i1 >= To, i0, i1).clamp(0, To - 1)
-    t0, t1 = to[i0], to[i1]
-    w = torch.where(t1 > t0, (tp[None, :] - t0) / (t1 - t0).clamp_min(eps), torch.zeros_like(t0))
-    bi = torch.arange(b, device=observed.device)[:, None]
-    f0, f1 = observed[bi, i0], observed[bi, i1]  # (b, Tp, c, h, w)
-    w = w[..., None, None, None]
-    return (1 - w) * f0 + w * f1
-
-
-def baseline_prediction(batch, step_mask, n_kept, extrap):
+def baseline_prediction(batch: dict, step_mask: torch.Tensor, n_kept: int, extrap: bool) -> torch.Tensor:
     """The trivial baseline at the kept steps: copy the last observed frame (extrapolation),
-    or blend the neighbouring observed frames (interpolation)."""
+    or blend the neighbouring observed frames (interpolation). -> (b, n_kept, c, h, w), model scale."""
     observed, mask = batch["observed_data"], batch["observed_mask"]
     if extrap:
         last = last_observed(observed, mask)
@@ -72,28 +41,33 @@ def baseline_prediction(batch, step_mask, n_kept, extrap):
 class Evaluator:
     """Runs a generator over the test split and accumulates the model's and the baseline's metrics."""
 
-    def __init__(self, opt, model, device, lpips_model):
-        self.opt, self.model, self.device = opt, model, device
+    def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
+                 lpips_model: Optional[torch.nn.Module]):
+        self.run_opt, self.model, self.device = run_opt, model, device
         self.acc = MetricAccumulator(lpips_model, device)
         self.acc_base = MetricAccumulator(lpips_model, device)
         self.n_clips = 0
 
-    def to_unit(self, x):
-        return x * 0.5 + 0.5 if self.opt.input_norm else x
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Model scale -> [0, 1] (undoes --input_norm)."""
+        return x * 0.5 + 0.5 if self.run_opt.input_norm else x
 
     @torch.no_grad()
-    def predict(self, batch):
-        with autocast(self.opt, self.device):  # --amp; the prediction comes out float32
+    def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(prediction, truth, baseline) at the kept steps, each (b, K, c, h, w) in [0, 1]."""
+        with autocast(self.run_opt, self.device):  # --amp; the prediction comes out float32
             pred, extra = self.model.get_reconstruction(
                 batch["tp_to_predict"], batch["observed_data"], batch["observed_tp"],
                 batch["observed_mask"], batch["mask_predicted_data"])
         step, K = extra["out_step_mask"], extra["n_kept"]
         target = batch.get("original_data_to_predict", batch["data_to_predict"])
         gt = select_steps(target.to(pred.device, pred.dtype), step, K)
-        base = baseline_prediction(batch, step, K, self.opt.extrap)
+        base = baseline_prediction(batch, step, K, self.run_opt.extrap)
         return self.to_unit(pred), self.to_unit(gt), self.to_unit(base)
 
-    def update(self, batch, save_dir=None):
+    def update(self, batch: dict,
+               save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predict one batch, add its model and baseline metrics, write its PNGs when save_dir is given."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)
         self.acc_base.update(base, gt)
@@ -103,8 +77,9 @@ class Evaluator:
         return pred, gt, base
 
 
-def save_pngs(save_dir, clip_index, pred, gt):
-    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png."""
+def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
+    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png; pred and gt
+    (b, T, c, h, w) in [0, 1]."""
     for kind, frames in (("pred", pred), ("gt", gt)):
         folder = Path(save_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +88,8 @@ def save_pngs(save_dir, clip_index, pred, gt):
                 save_image(frames[i, t].cpu(), folder / f"{clip:05d}_{t:02d}.png")
 
 
-def metrics_csv(model_summary, base_summary):
+def metrics_csv(model_summary: dict, base_summary: dict) -> str:
+    """metrics_by_index.csv: the overall row, then one row per frame index, model and baseline."""
     keys = ["ssim", "mse", "psnr", "psnr_per_frame_mean", "lpips", "n_frames"]
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -125,7 +101,7 @@ def metrics_csv(model_summary, base_summary):
     return buf.getvalue()
 
 
-def shard_batches(loader, n_batches):
+def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
     """Under torchrun: this process's share of the first n_batches batches, whole batches dealt
     round-robin (batch i to process i % N). Each batch is the one a single process would form,
     so BatchNorm's batch statistics and the adaptive solver's steps, hence every prediction,
@@ -139,7 +115,7 @@ def shard_batches(loader, n_batches):
                       worker_init_fn=loader.worker_init_fn, generator=loader.generator), len(mine)
 
 
-def gather_metrics(ev):
+def gather_metrics(ev: Evaluator) -> None:
     """Under torchrun: every process's per-frame metrics, merged into `ev` on every process.
     The summaries are exactly rounded sums (independent of order): one process's numbers."""
     if dist.world_size() == 1:
@@ -153,29 +129,17 @@ def gather_metrics(ev):
     ev.n_clips = sum(n for _, _, n in parts)
 
 
-def prepare_model(opt):
-    """(run options, model, checkpoint path, step, device) for a run folder."""
-    saved = read_options(opt.test_dir)
-    ropt = run_opt(opt, saved)
-    configure_threads(ropt)
-    device = resolve_device(opt.device)
-    _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
-    model, path, step = load_generator(ropt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
-    # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
-    model.train(not opt.bn_running_stats)
-    apply_speed_options(ropt, model)  # --channels_last, --compile
-    return ropt, model, path, step, device
-
-
-def test_met(opt):
-    ropt, model, ckpt_path, step, device = prepare_model(opt)
+def test_met(opt: Namespace) -> dict:
+    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written to the run
+    folder (rank 0) and returned."""
+    run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
-        print(f"[test_met] {environment_line(device)}; {describe_solver(ropt)}")
+        print(f"[test_met] {environment_line(device)}; {describe_solver(run_opt)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
-    loader = build_test_loader(ropt)
+    loader = build_test_loader(run_opt)
     lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)
-    ev = Evaluator(ropt, model, device, lpips_model)
+    ev = Evaluator(run_opt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
     n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
@@ -191,14 +155,14 @@ def test_met(opt):
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
     summary, base = ev.acc.summary(), ev.acc_base.summary()
     results = {
-        "checkpoint": str(ckpt_path), "step": step, "dataset": ropt.dataset, "extrap": ropt.extrap,
-        "irregular": ropt.irregular, "n_clips": ev.n_clips, "seconds": seconds,
+        "checkpoint": str(ckpt_path), "step": step, "dataset": run_opt.dataset, "extrap": run_opt.extrap,
+        "irregular": run_opt.irregular, "n_clips": ev.n_clips, "seconds": seconds,
         "frames_per_second": summary["n_frames"] / seconds if seconds > 0 else None,
         "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
         "model": summary, "baseline": base,
-        "baseline_kind": "copy last observed frame" if ropt.extrap else "linear blend of neighbouring observed frames",
+        "baseline_kind": baseline_kind(run_opt.extrap),
     }
     if not main_proc:
         return results

@@ -214,6 +214,8 @@ def test_error_resume_missing(tmp_path, capsys):
     (["--dataset", "ucf"], "invalid choice"),
     (["--no_such_option"], "unrecognized arguments"),
     (["--batch_size", "0"], "positive integer"),
+    (["--max_steps", "-1"], "--max_steps must be >= 0"),
+    (["--workers", "-2"], "--workers must be >= 0"),
 ])
 def test_bad_options_refused_at_parse_time(args, message, capsys):
     with pytest.raises(SystemExit) as e:

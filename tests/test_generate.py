@@ -13,11 +13,13 @@ from PIL import Image
 
 import main
 from dataloader import build_test_loader, get_dataset, make_batch
+from continuous import eval_continuous, shapes_truth
 from dataloader.shapes import generate_shapes_dataset, load_meta
 from dataloader.timeaxis import slots_per_unit, time_steps
-from generator import (eval_continuous, generate, shapes_truth, synthesize)
-from runs import RunError
-from tester import Evaluator, prepare_model
+from generate import generate
+from runs import RunError, load_run
+from tester import Evaluator
+from utils.timeline import synthesize
 from utils.visualize import to_uint8_hwc, write_gif
 
 COMMON = ["--dataset", "shapes", "--input_size", "16", "--init_dim", "4", "--batch_size", "2",
@@ -79,30 +81,30 @@ def test_frames_at_off_grid_times_in_order(runs):
 def test_observed_times_reproduce_the_test_path(runs):
     for kind in ("interp", "extrap"):
         opt = opt_for(runs, kind, phase="test_met")
-        ropt, model, _, _, device = prepare_model(opt)
-        batch = next(iter(build_test_loader(ropt)))
-        ev = Evaluator(ropt, model, device, None)
-        rate = slots_per_unit(ropt)
+        run_opt, model, _, _, device = load_run(opt)
+        batch = next(iter(build_test_loader(run_opt)))
+        ev = Evaluator(run_opt, model, device, None)
+        rate = slots_per_unit(run_opt)
         obs, mask = batch["observed_data"], batch["observed_mask"]
         if kind == "interp":  # test_met predicts the odd frames 1, 3, 5, 7 = input frames k + 0.5
             times = [0.5, 1.5, 2.5, 3.5]
         else:  # the predicted half, frames 5..9
             times = [5, 6, 7, 8, 9]
         pred, _, _ = ev.predict(batch)
-        assert same(synthesize(model, obs, mask, times, rate, ropt.extrap), pred, device)
+        assert same(synthesize(model, obs, mask, times, rate, run_opt.extrap), pred, device)
         if kind == "interp":  # the training grid: the observed frames at k / (S/2)
             clips = obs
             train_batch = make_batch(clips, torch.ones(clips.shape[:2] + (1,)), time_steps(
-                get_dataset(ropt, "test").plan), ropt)
+                get_dataset(run_opt, "test").plan), run_opt)
             pred, _, _ = ev.predict(train_batch)
             assert same(synthesize(model, obs, mask, range(5), rate, False), pred, device)
     # end to end, one clip: generate's frames.npy = the test path on that clip alone
     opt = opt_for(runs, "extrap", "--input", "2", "--fps_factor", "1")
     res = generate(opt)
-    ropt, model, _, _, device = prepare_model(opt)
-    x, m, _ = get_dataset(ropt, "test")[2]
-    batch = make_batch(x[None], m[None], time_steps(get_dataset(ropt, "test").plan), ropt)
-    pred, gt, _ = Evaluator(ropt, model, device, None).predict(batch)
+    run_opt, model, _, _, device = load_run(opt)
+    x, m, _ = get_dataset(run_opt, "test")[2]
+    batch = make_batch(x[None], m[None], time_steps(get_dataset(run_opt, "test").plan), run_opt)
+    pred, gt, _ = Evaluator(run_opt, model, device, None).predict(batch)
     assert res["times"] == [5, 6, 7, 8, 9]
     frames = torch.from_numpy(np.load(os.path.join(res["out"], "frames.npy")))
     assert same(frames, torch.from_numpy(to_uint8_hwc(pred[0])), device)
@@ -110,10 +112,10 @@ def test_observed_times_reproduce_the_test_path(runs):
 
 def test_truth_matches_the_data_at_grid_times(runs):
     for kind, times in (("interp", range(5)), ("extrap", range(5, 10))):
-        ropt = prepare_model(opt_for(runs, kind, phase="test_met"))[0]
-        batch = next(iter(build_test_loader(ropt)))
+        run_opt = load_run(opt_for(runs, kind, phase="test_met"))[0]
+        batch = next(iter(build_test_loader(run_opt)))
         meta = load_meta(os.path.join(runs["data"], "shapes"))
-        gt = shapes_truth(meta, batch["clip_index"].tolist(), list(times), ropt)
+        gt = shapes_truth(meta, batch["clip_index"].tolist(), list(times), run_opt)
         want = batch["observed_data"] if kind == "interp" else batch["data_to_predict"]
         assert torch.equal(gt, want)
 
@@ -156,21 +158,32 @@ def _bad_npy(tmp, name, arr):
     return str(path)
 
 
-def test_errors(runs, tmp_path):
+def test_errors(runs, tmp_path, capsys):
     z = np.zeros((4, 16, 16, 3), np.uint8)
+    # the options on their own: refused by main when parsing, before any run is loaded
+    option_cases = [
+        ("generate", ["--times", ","], "no time stamps"),
+        ("generate", ["--times", "0,1,0.5"], "must increase"),
+        ("generate", ["--times", "0,1,1"], "duplicate time stamp 1"),
+        ("generate", ["--times=-1,0"], "negative time stamp -1"),
+        ("generate", ["--times", "0,a"], "comma-separated numbers"),
+        ("generate", ["--times", "1", "--fps_factor", "2"], "either --times or --fps_factor"),
+        ("generate", ["--fps_factor", "-2"], "must be >= 1"),
+        ("generate", ["--observed", "0,4,4"], "twice"),
+        ("generate", ["--horizon=-1"], "--horizon must be >= 0"),
+        ("eval_continuous", ["--fps_factor", "1"], "eval_continuous needs --fps_factor >= 2"),
+    ]
+    for phase, args, message in option_cases:
+        with pytest.raises(SystemExit) as e:
+            opt_for(runs, "interp", *args, phase=phase)
+        assert e.value.code == 2 and message in capsys.readouterr().err, (args, message)
+    # what the run and its input cannot serve: refused when they are loaded
     cases = [
-        ("interp", ["--times", ","], "no time stamps"),
-        ("interp", ["--times", "0,1,0.5"], "must increase"),
-        ("interp", ["--times", "0,1,1"], "duplicate time stamp 1"),
-        ("interp", ["--times=-1,0"], "negative time stamp -1"),
-        ("interp", ["--times", "0,a"], "comma-separated numbers"),
         ("interp", ["--times", "0,4.5"], "outside the observed span [0, 4]"),
         ("interp", ["--horizon", "6"], "trained only between"),
         ("extrap", ["--times", "4.5,6"], "extrapolation run"),
         ("extrap", ["--times", "2"], "cannot reconstruct or interpolate"),
         ("extrap", ["--horizon", "4"], "ends before"),
-        ("interp", ["--times", "1", "--fps_factor", "2"], "either --times or --fps_factor"),
-        ("interp", ["--fps_factor", "-2"], "must be >= 1"),
         ("interp", ["--input", "4"], "out of range, the test split of shapes has 4 clips"),
         ("interp", ["--input", str(tmp_path / "nope.npy")], "no such file"),
         ("interp", ["--input", _bad_npy(tmp_path, "r.npy", z[0])], "expected frames (T, H, W, 3)"),
@@ -183,7 +196,6 @@ def test_errors(runs, tmp_path):
         ("interp", ["--input", _bad_npy(tmp_path, "i.npy", z.astype(np.int64))], "dtype int64"),
         ("interp", ["--observed", "0,2"], "must include 0 and 4"),
         ("interp", ["--observed", "0,4,9"], "index 9 is out of range"),
-        ("interp", ["--observed", "0,4,4"], "twice"),
     ]
     for kind, args, message in cases:
         with pytest.raises(RunError) as e:

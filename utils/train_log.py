@@ -1,0 +1,111 @@
+"""What a training run reports: [train] lines on the console (and a progress bar on a terminal),
+TensorBoard scalars and image grids, and train_log.jsonl (one JSON object per logged step).
+
+Rank 0 writes everything; every process takes part in the averages over processes, so call
+step() on every process.
+"""
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from utils import distributed as dist
+from utils.visualize import save_grid
+
+
+class TrainLog:
+    """The console, TensorBoard and jsonl logs of one training run in `log_dir`."""
+
+    def __init__(self, opt: Namespace, log_dir: Path, is_main: bool):
+        self.opt, self.log_dir, self.main = opt, Path(log_dir), is_main
+        self.writer = None
+        self.bar = None
+        if self.main:
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(str(self.log_dir))
+
+    def header(self, environment: str, solver: str, n_clips: int, n_batches: int, ckpt_dir: Path,
+               world: int) -> None:
+        """The lines printed when training starts (rank 0)."""
+        if not self.main:
+            return
+        opt = self.opt
+        print(f"[train] {environment}; {solver}")
+        print(f"[train] {n_clips} train clips, {n_batches} batches per epoch; "
+              f"logs {self.log_dir}; checkpoints {ckpt_dir}")
+        if world > 1:
+            bn = "synchronised over processes (--sync_bn)" if opt.sync_bn else "per process"
+            print(f"[train] {world} processes x --batch_size {opt.batch_size} = "
+                  f"{world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
+
+    def open_bar(self, total: int, initial: int) -> None:
+        """The progress bar over `total` steps, `initial` of them done (a resumed run)."""
+        # the bar only on a terminal (disable=None): logs and CI keep the plain [train] lines
+        self.bar = tqdm(total=total, initial=initial, disable=None if self.main else True,
+                        dynamic_ncols=True, desc="train")
+
+    def advance(self) -> None:
+        """One step done."""
+        self.bar.update(1)
+
+    def close_bar(self) -> None:
+        """Close the progress bar (before the last checkpoint's lines)."""
+        self.bar.close()
+
+    def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
+        """One logged step: the scalar losses of train_step's `out`, averaged over processes,
+        to the bar, TensorBoard, train_log.jsonl and a console line. epoch: 0-based."""
+        scalars = dist.mean_over_processes({k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
+        scalars = {k: float(v) for k, v in scalars.items()}
+        self.bar.set_postfix(G=f"{scalars['loss_G']:.4f}", D=f"{scalars['loss_D']:.4f}")
+        if not self.main:
+            return
+        for k, v in scalars.items():
+            self.writer.add_scalar(f"train/{k}", v, step)
+        self.writer.add_scalar("train/lr", lr, step)
+        self.writer.add_scalar("train/seconds_per_step", seconds, step)
+        self.writer.add_scalar("train/nfe_decoder", out["nfe_decoder"], step)
+        record = {"step": step, "epoch": epoch + 1, "lr": lr, "seconds": seconds,
+                  "nfe_decoder": out["nfe_decoder"], **scalars}
+        with open(self.log_dir / "train_log.jsonl", "a") as f:  # one JSON object per logged step
+            f.write(json.dumps(record) + "\n")
+        tqdm.write(f"[train] epoch {epoch + 1} step {step}: loss G {scalars['loss_G']:.5f} "
+                   f"(L1 {scalars['loss_recon']:.5f}, diff {scalars['loss_diff']:.5f}, adv "
+                   f"{scalars['loss_adv_G']:.5f}) loss D {scalars['loss_D']:.5f} lr {lr:.2e} "
+                   f"{seconds:.2f} s/step nfe {out['nfe_decoder']}")
+
+    def images(self, batch: dict, target: torch.Tensor, pred: torch.Tensor, tag: str, step: int) -> None:
+        """PNG grid of the first clip (observed / true / predicted rows), also in TensorBoard.
+        batch['observed_data'] (b, To, c, h, w), target and pred (b, Tp, c, h, w), model scale."""
+        if not self.main:
+            return
+        rows = [self._display(x[0].detach().float().cpu()) for x in (batch["observed_data"], target, pred)]
+        path = self.log_dir / "images" / f"{tag}_{step:08d}.png"
+        save_grid(rows, path)
+        with Image.open(path) as im:
+            self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
+
+    def _display(self, x):
+        return x * 0.5 + 0.5 if self.opt.input_norm else x
+
+    def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
+        """The average test loss (rank 0) and the image grid of the last test batch:
+        last = (batch, target, pred)."""
+        if not self.main:
+            return
+        tqdm.write(f"[test] epoch {epoch + 1} step {step}: average test loss {mean:.5f}")
+        self.writer.add_scalar("test/loss", mean, step)
+        self.images(*last, "test", step)
+
+    def finish(self, why: str, step: int, path: Path) -> None:
+        """Close TensorBoard and print how the run ended and how to evaluate it (rank 0)."""
+        if not self.main:
+            return
+        self.writer.flush()
+        self.writer.close()
+        print(f"[train] {why} at step {step}; checkpoint {path}")
+        print(f"[train] evaluate with: python main.py --phase test_met --test_dir {self.log_dir}")

@@ -1,0 +1,128 @@
+"""The training state: what a checkpoint holds, saving it, resuming from it exactly.
+
+A training checkpoint holds the three networks, the two optimisers, the learning rate, the
+--amp fp16 loss scale, the position (epoch, step, batch_in_epoch with the world size and
+--batch_size it counts in), the options, and the random-number streams: rank 0's under 'rng',
+every process's under 'rng_per_rank' when there are several (utils/checkpoint.py writes and reads
+the files). Resuming restores all of it, so the resumed run takes the clips and computes the
+losses of the uninterrupted one bit for bit; with another process count or --batch_size the
+position is converted (TrainState._convert_position) and the streams reseeded.
+"""
+import random
+from argparse import Namespace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from utils import distributed as dist
+from utils.checkpoint import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
+                              strip_prefixes)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's `random`, numpy's global generator and torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+
+
+class TrainState:
+    """The networks, optimisers and loss scaler of a training run and its position in it.
+
+    model, netD_img, netD_seq: the generator and the discriminators, unwrapped (not DDP);
+    optG, optD: their optimisers; scaler: the GradScaler of --amp fp16 or None;
+    rank, world: this process and the number of processes.
+    epoch (0-based), step (steps done), batch_in_epoch (batches of this process done in `epoch`).
+    """
+
+    def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
+                 optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
+                 world: int = 1):
+        self.opt = opt
+        self.model, self.netD_img, self.netD_seq = model, netD_img, netD_seq
+        self.optG, self.optD, self.scaler = optG, optD, scaler
+        self.rank, self.world, self.main = rank, world, rank == 0
+        self.epoch, self.step, self.batch_in_epoch = 0, 0, 0
+        self.last_ckpt: Optional[Path] = None
+
+    # ------------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        """What a checkpoint holds (rank 0's RNG streams; save() adds every process's)."""
+        return {"netG": self.model.state_dict(), "netD_img": self.netD_img.state_dict(),
+                "netD_seq": self.netD_seq.state_dict(), "optimizer_G": self.optG.state_dict(),
+                "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
+                "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
+                "world_size": self.world, "batch_size": self.opt.batch_size,  # batch_in_epoch's unit
+                "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
+                                                if isinstance(v, (int, float, str, bool, type(None)))}}
+
+    def save(self, ckpt_dir: Path) -> Path:
+        """Rank 0 writes the checkpoint (with every process's RNG states); all wait for it."""
+        rngs = dist.gather_objects(rng_state()) if self.world > 1 else None
+        if self.main:
+            state = self.state()
+            if self.scaler is not None:  # --amp fp16: the loss scale, for an exact resume
+                state["scaler"] = self.scaler.state_dict()
+            if rngs is not None:
+                state["rng_per_rank"] = rngs
+            self.last_ckpt = save_checkpoint(state, ckpt_dir, self.step)
+        if self.world > 1:
+            self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # also a barrier
+        return self.last_ckpt
+
+    def start(self, resume_path: Optional[Path], n_clips: int, n_batches: int) -> None:
+        """Resume from the checkpoint at `resume_path` (None: a new run), then set this process's
+        random-number streams: the checkpoint's own when it has them for this process count, else
+        seeded from (seed, rank, step). n_clips, n_batches: the train split's clips and this
+        process's batches per epoch (for a checkpoint written with another process count)."""
+        rng_restored = self._load_resume(resume_path, n_clips, n_batches) if resume_path else False
+        if not rng_restored:
+            seed_everything(self.opt.seed + 1000 * self.rank + self.step)  # per-rank streams
+
+    def _load_resume(self, path, n_clips, n_batches):
+        obj = load_checkpoint(path, map_location="cpu")
+        if not isinstance(obj, dict) or "optimizer_G" not in obj:
+            raise CheckpointError(f"{path} holds a generator only (the paper's format), not a training state; "
+                                  "it can be evaluated with test_met but not resumed")
+        self.model.load_state_dict(strip_prefixes(obj["netG"]))
+        self.netD_img.load_state_dict(strip_prefixes(obj["netD_img"]))
+        self.netD_seq.load_state_dict(strip_prefixes(obj["netD_seq"]))
+        self.optG.load_state_dict(obj["optimizer_G"])
+        self.optD.load_state_dict(obj["optimizer_D"])
+        if self.scaler is not None and obj.get("scaler"):
+            self.scaler.load_state_dict(obj["scaler"])
+        self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
+        self._convert_position(obj, n_clips, n_batches)
+        self.last_ckpt = path
+        if self.main:
+            print(f"[train] resumed {path} (epoch {self.epoch}, step {self.step})")
+        # this process's own RNG streams when the checkpoint has them (same number of processes)
+        per_rank = obj.get("rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.world:
+            set_rng_state(per_rank[self.rank])
+            return True
+        if self.world == 1 and per_rank is None:
+            set_rng_state(obj["rng"])
+            return True
+        return False  # reseeded per process from (seed, rank, step)
+
+    def _convert_position(self, obj, n_clips, n_batches):
+        """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
+
+        The processes' shares interleave one permutation per epoch, so after s steps the run
+        has consumed exactly the first s * batch_size * world_size clips of the epoch's order,
+        whatever the split; resume at that prefix (rounded down to a whole new global batch)."""
+        old_w = int(obj.get("world_size", self.world))
+        old_b = int(obj.get("batch_size", self.opt.batch_size))
+        new_w, new_b = self.world, self.opt.batch_size
+        if (old_w, old_b) == (new_w, new_b):
+            return
+        if self.batch_in_epoch >= (n_clips // old_w) // old_b:  # the checkpoint closed its epoch
+            self.batch_in_epoch = n_batches
+        else:
+            self.batch_in_epoch = self.batch_in_epoch * old_b * old_w // (new_b * new_w)
+        if self.main:
+            print(f"[train] the checkpoint ran {old_w} process(es) x batch {old_b}, this run {new_w} x "
+                  f"{new_b}: resuming epoch {self.epoch + 1} at batch {self.batch_in_epoch}")
