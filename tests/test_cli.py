@@ -147,7 +147,7 @@ def test_saved_pngs_give_the_in_memory_metrics(data_root, tmp_path):
     def load(path):
         return torch.from_numpy(np.array(Image.open(path).convert("RGB"))).permute(2, 0, 1).float() / 255
 
-    acc = MetricAccumulator(None, ssim="skimage")
+    acc = MetricAccumulator(None, ssim_impl="skimage")
     for n in names:
         acc.update(load(pred_dir / n)[None, None], load(gt_dir / n)[None, None])
     s = acc.summary()

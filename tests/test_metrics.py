@@ -166,7 +166,7 @@ def test_per_index_over_batches_of_different_lengths():
 def test_skimage_option_equals_batched():
     torch.manual_seed(3)
     pred, gt = torch.rand(2, 3, 3, 32, 32), torch.rand(2, 3, 3, 32, 32)
-    a, b = MetricAccumulator(), MetricAccumulator(ssim="skimage")
+    a, b = MetricAccumulator(), MetricAccumulator(ssim_impl="skimage")
     a.update(pred, gt)
     b.update(pred, gt)
     assert a.summary()["ssim"] == pytest.approx(b.summary()["ssim"], abs=1e-12)

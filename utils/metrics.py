@@ -293,10 +293,16 @@ class MetricAccumulator:
     summary(): means over all frames and, in 'per_index', per frame index t. 'psnr' is the
     reference's PSNR of the mean MSE; 'psnr_per_frame_mean' is the usual mean of per-frame
     PSNR, each capped at 100 dB (identical frames would give +inf).
+    ssim_impl: "batched" (ssim_batched, the default) or "skimage" (frame by frame, the reference's
+    call; slow, for checks). The lists self.ssim, self.mse, self.lpips hold the per-frame values.
     """
 
-    def __init__(self, lpips_model=None, device="cpu", ssim="batched"):
-        self.lpips_model, self.device, self.ssim_impl = lpips_model, torch.device(device), ssim
+    SSIM_IMPLS = ("batched", "skimage")
+
+    def __init__(self, lpips_model=None, device="cpu", ssim_impl="batched"):
+        if ssim_impl not in self.SSIM_IMPLS:
+            raise ValueError(f"ssim_impl must be one of {self.SSIM_IMPLS}, got {ssim_impl!r}")
+        self.lpips_model, self.device, self.ssim_impl = lpips_model, torch.device(device), ssim_impl
         self.ssim, self.mse, self.lpips, self.t = [], [], [], []
 
     @torch.no_grad()
