@@ -48,12 +48,15 @@ class Decoded:
 
 
 def _stack(frames):
+    """Decoded frames -> (T, H, W, 3); frames of one source must share a size (none is resized
+    behind the user's back: the source is refused, naming the first frame that differs)."""
     if not frames:
         raise SkipItem("no frames could be decoded")
     first = frames[0].shape
-    if any(f.shape != first for f in frames):
-        frames = [f if f.shape == first else cv2.resize(f, (first[1], first[0]),
-                                                        interpolation=cv2.INTER_AREA) for f in frames]
+    for i, f in enumerate(frames):
+        if f.shape != first:
+            raise SkipItem(f"frame {i} is {f.shape[1]}x{f.shape[0]} but frame 0 is {first[1]}x{first[0]}: "
+                           "the frames of one source must share a size (resize them first)")
     return np.stack(frames)  # (T, H, W, 3)
 
 

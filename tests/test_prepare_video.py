@@ -358,3 +358,14 @@ def test_penn_unreadable_label_is_reported(tmp_path, capsys):
     assert by["0001"]["split_from"] == "label"
     assert by["0002"]["split_from"].startswith(f"seeded ({src / 'labels' / '0002.mat'}: ")
     assert by["0002"]["decoder"] == "images" and by["0002"]["decoded"] == 5
+
+
+def test_frames_of_different_sizes_are_refused_not_resized(tmp_path):
+    import cv2
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000.png"), np.zeros((32, 48, 3), np.uint8))
+    cv2.imwrite(str(folder / "001.png"), np.zeros((32, 48, 3), np.uint8))
+    cv2.imwrite(str(folder / "002.png"), np.zeros((40, 48, 3), np.uint8))
+    with pytest.raises(readers.SkipItem, match=r"frame 2 is 48x40 but frame 0 is 48x32"):
+        readers.decode_frame_folder(str(folder))
