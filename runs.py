@@ -46,8 +46,9 @@ DATA_LOCATION = ("data_root", "custom_root")
 RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "epoch", "device", "workers", "num_threads", "log_print_freq",
                      "image_print_freq", "ckpt_save_freq", "test_every_epochs", "storage", "data_root",
                      "max_test_batches")
-# ... of these, the ones that belong to this machine: the command line's value (given or default)
-MACHINE_OPTIONS = ("device", "workers", "num_threads", "storage")
+# ... of these, the ones that belong to this machine: the command line's value (given or default);
+# the others, when not given, are the run's
+MACHINE_OPTIONS = ("device", "workers", "num_threads")
 # options of this command or of the other phases: not part of a training run
 NOT_RUN_OPTIONS = ("phase", "resume", "test_dir", "ckpt", "log_dir", "checkpoint_dir", "explicit", "save_images",
                    "no_lpips", "offline", "bn_running_stats", "input", "fps_factor", "times", "horizon",

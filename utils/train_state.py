@@ -113,7 +113,7 @@ class TrainState:
         self._convert_position(obj, n_clips, n_batches)
         self.last_ckpt = path
         if self.main:
-            print(f"[train] resumed {path} (epoch {self.epoch}, step {self.step})")
+            print(f"[train] resumed {path} (epoch {self.epoch + 1}, step {self.step})")
         # this process's own RNG streams when the checkpoint has them (same number of processes)
         per_rank = obj.get("rng_per_rank")
         if per_rank is not None and len(per_rank) == self.world:
