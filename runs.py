@@ -1,6 +1,7 @@
 """Run folders, devices and loading a trained run: what train, test_met, generate and eval_continuous share."""
 import datetime
 import json
+import os
 from argparse import Namespace
 from pathlib import Path
 from types import SimpleNamespace
@@ -123,7 +124,7 @@ def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> Simpl
     merged["data_from_run"] = [k for k in DATA_LOCATION if k in saved and k not in given]
     for k in merged["data_from_run"]:
         merged[k] = saved[k]
-    if ignored and not quiet and dist.is_main():
+    if ignored and not quiet and os.environ.get("RANK", "0") == "0":  # before the process group exists
         print("[run] the run's own options are used: " + "; ".join(
             f"--{k} {vars(opt)[k]} ignored (the run has {saved[k]})" for k in ignored))
     return SimpleNamespace(**merged)

@@ -18,10 +18,9 @@ import tester
 import trainer
 from dataloader.loaders import ResumableSampler
 from dataloader.shapes import generate_shapes_dataset
-from runs import RunError
 from test_cli import REPO, base_args, losses, train_run
 from utils.atomic import is_temp_name, remove_stale_temps, temp_path_for
-from utils.checkpoint import CheckpointError, list_checkpoints
+from utils.checkpoint import list_checkpoints
 from utils.train_state import TrainState, batches_per_epoch
 
 

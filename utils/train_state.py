@@ -2,7 +2,8 @@
 
 A training checkpoint holds the three networks, the two optimisers, the learning rate, the
 --amp fp16 loss scale, the position (epoch, step, batch_in_epoch with the world size and
---batch_size it counts in), the options, and the random-number streams: rank 0's under 'rng',
+--batch_size it counts in), the options and the log folder (what --resume restores, runs.resume_run),
+and the random-number streams: rank 0's under 'rng',
 every process's under 'rng_per_rank' when there are several (utils/checkpoint.py writes and reads
 the files). Resuming restores all of it, so the resumed run takes the clips and computes the
 losses of the uninterrupted one bit for bit; with another process count or --batch_size the
