@@ -202,7 +202,8 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
     RESUME_MAY_CHANGE may be given on the command line; of those not given, the machine's
     (MACHINE_OPTIONS) keep the command line's defaults, the others are the run's. Any other option
     given on the command line with a value other than the run's is refused: one RunError listing
-    each. --batch_size may change only when the number of processes does, keeping the clips per step."""
+    each. --batch_size may change only when the number of processes does, keeping the clips per step.
+    Without opt.explicit (options not made by main.get_opt) every option counts as given."""
     ckpt_dir, path = resume_paths(opt.resume)
     obj = load_checkpoint(path, map_location="cpu")
     if not isinstance(obj, dict) or "optimizer_G" not in obj:

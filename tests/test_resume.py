@@ -197,6 +197,22 @@ def test_resume_position_with_a_partial_last_batch(n, old, new):
         assert len(set(consumed) & set(rest)) < nb * nw
 
 
+def test_checkpoint_from_the_drop_last_era_closes_its_epoch(capsys):
+    """8 clips, batches of 3: an older checkpoint after 2 batches had finished its epoch (the partial
+    batch was dropped); one of this version after 2 batches has one partial batch to go."""
+    old = _state(1, 3, 2)
+    old._from_dropped_last_batch({"world_size": 1, "batch_size": 3}, 8)
+    assert old.batch_in_epoch == 3 and "dropped its last partial batch" in capsys.readouterr().out
+    new = _state(1, 3, 2)
+    new._from_dropped_last_batch({"world_size": 1, "batch_size": 3, "last_batch": "partial"}, 8)
+    assert new.batch_in_epoch == 2
+    mid = _state(1, 3, 1)
+    mid._from_dropped_last_batch({"world_size": 1, "batch_size": 3}, 8)
+    even = _state(1, 2, 4)
+    even._from_dropped_last_batch({"world_size": 1, "batch_size": 2}, 8)
+    assert mid.batch_in_epoch == 1 and even.batch_in_epoch == 4 and capsys.readouterr().out == ""
+
+
 # ------------------------------------------------------------------ data options from the run, workers
 
 def test_test_met_takes_data_root_from_the_run(tmp_path, capsys, monkeypatch):

@@ -63,6 +63,7 @@ class TrainState:
                 "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
                 "world_size": self.world, "batch_size": self.opt.batch_size,  # batch_in_epoch's unit
                 "log_dir": str(self.opt.log_dir),  # where --resume finds the run's options.json and logs
+                "last_batch": "partial",  # epochs keep their partial last batch (older checkpoints dropped it)
                 "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
                                                 if isinstance(v, (int, float, str, bool, type(None)))}}
 
@@ -111,6 +112,7 @@ class TrainState:
         if self.scaler is not None and obj.get("scaler"):
             self.scaler.load_state_dict(obj["scaler"])
         self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
+        self._from_dropped_last_batch(obj, n_clips)
         self._convert_position(obj, n_clips, n_batches)
         self.last_ckpt = path
         if self.main:
@@ -124,6 +126,22 @@ class TrainState:
             set_rng_state(obj["rng"])
             return True
         return False  # reseeded per process from (seed, rank, step)
+
+    def _from_dropped_last_batch(self, obj, n_clips):
+        """A checkpoint written when epochs dropped their partial last batch (no 'last_batch' key)
+        and taken at the end of such an epoch: that run had closed the epoch, so this one does too
+        (instead of training on the clips that run left out), and says so."""
+        if "last_batch" in obj:
+            return
+        w = int(obj.get("world_size", self.world))
+        b = int(obj.get("batch_size", self.opt.batch_size))
+        share = n_clips // w
+        if share % b and self.batch_in_epoch == share // b:
+            self.batch_in_epoch = batches_per_epoch(n_clips, w, b)
+            if self.main:
+                print(f"[train] note: the checkpoint was written when an epoch dropped its last partial batch; "
+                      f"its epoch {self.epoch + 1} is complete, the next epochs keep their last "
+                      f"{share % b} clip(s) in a partial batch, as the reference")
 
     def _convert_position(self, obj, n_clips, n_batches):
         """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
