@@ -258,9 +258,8 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
     """(log folder, checkpoint folder) of a training run: the resumed run's (see resume_run), or
     new ones (new_run_dirs, chosen by rank 0 and shared). Rank 0 creates them with images/, removes
-    the temp files a killed process left there, and writes options.json (a new run) or appends a
-    line to resumes.jsonl (a resume: time, step, checkpoint, changed options); opt.log_dir and
-    opt.checkpoint_dir are set to them on every process."""
+    the temp files a killed process left there, and writes options.json (a new run only: see
+    record_resume); opt.log_dir and opt.checkpoint_dir are set to them on every process."""
     if resume is not None:
         log_dir, ckpt_dir = resume.log_dir, resume.ckpt_dir
     else:
@@ -279,14 +278,17 @@ def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Res
                       + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         if resume is None:
             save_options(opt, log_dir)
-        else:
-            record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-                      "step": resume.step, "checkpoint": str(resume.checkpoint), "world_size": dist.world_size(),
-                      "changed": resume.changed}
-            with open(log_dir / "resumes.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
     dist.barrier()
     return log_dir, ckpt_dir
+
+
+def record_resume(resume: Resume, world: int) -> None:
+    """Append the resume to <log_dir>/resumes.jsonl (rank 0; options.json stays the run's): time,
+    step, checkpoint, number of processes, and each changed option with the run's and the new value."""
+    record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "step": resume.step,
+              "checkpoint": str(resume.checkpoint), "world_size": world, "changed": resume.changed}
+    with open(resume.log_dir / "resumes.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def checkpoint_dir_of(saved: dict, test_dir: str | Path) -> Path:

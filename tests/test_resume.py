@@ -92,6 +92,7 @@ def test_resume_at_its_limits_says_what_to_give(data_root, tmp_path, capsys):
     done, _ = train_run(run_args(data_root, tmp_path / "e", "--epoch", "1"))  # 3 steps: one epoch
     code = main.main(["--phase", "train", "--resume", str(done), "--workers", "0"])
     assert code == 2 and "give a larger --epoch" in capsys.readouterr().err
+    assert not (log_dir / "resumes.jsonl").exists() and not (done / "resumes.jsonl").exists()  # nothing resumed
     code = main.main(["--phase", "train", "--resume", str(done), "--workers", "0", "--epoch", "2", "--max_steps", "4"])
     assert code == 0 and [r["step"] for r in losses(done)] == [1, 2, 3, 4]
 
