@@ -46,13 +46,14 @@ def dead_pid() -> int:
 
 # ------------------------------------------------------------------ resume restores the run
 
-@pytest.mark.parametrize("stop_at", [2, 3])  # mid-epoch, and right after the partial last batch
-def test_resume_alone_continues_exactly(stop_at, data_root, tmp_path):
+# mid-epoch, and right after the partial last batch with worker processes this time
+@pytest.mark.parametrize("stop_at,workers", [(2, 0), (3, 2)])
+def test_resume_alone_continues_exactly(stop_at, workers, data_root, tmp_path):
     full, _ = train_run(run_args(data_root, tmp_path / "a", "--max_steps", "5"))
     part, ckpt_dir = train_run(run_args(data_root, tmp_path / "b", "--max_steps", str(stop_at)))
     options = (part / "options.json").read_bytes()
     # only --resume and the new limit (and this machine's --workers): everything else is the run's
-    opt = main.get_opt(["--phase", "train", "--resume", str(part), "--max_steps", "5", "--workers", "0"])
+    opt = main.get_opt(["--phase", "train", "--resume", str(part), "--max_steps", "5", "--workers", str(workers)])
     trainer.train(opt)
     assert opt.dataset == "shapes" and opt.extrap and opt.batch_size == 3 and opt.input_size == 16
     a, b = losses(full), losses(part)
@@ -63,7 +64,8 @@ def test_resume_alone_continues_exactly(stop_at, data_root, tmp_path):
     assert (part / "options.json").read_bytes() == options  # never rewritten
     lines = [json.loads(x) for x in (part / "resumes.jsonl").read_text().splitlines()]
     assert len(lines) == 1 and lines[0]["step"] == stop_at and lines[0]["time"]
-    assert lines[0]["changed"] == {"max_steps": {"run": stop_at, "now": 5}}
+    assert lines[0]["changed"] == {"max_steps": {"run": stop_at, "now": 5},
+                                   **({"workers": {"run": 0, "now": 2}} if workers else {})}
     assert lines[0]["checkpoint"].endswith(f"ckpt_{stop_at:08d}.pth")
     ckpt = torch.load(ckpt_dir / "ckpt_00000005.pth", weights_only=True)
     assert ckpt["log_dir"] == str(part)
