@@ -125,10 +125,15 @@ def _array_frames(x, source, run_opt):
     return t  # (T, C, H, W)
 
 
+def _is_clip_index(spec) -> bool:
+    """--input names a test clip of the run's data set (unset: clip 0), not a file."""
+    return spec is None or re.fullmatch(r"[+-]?\d+", str(spec).strip()) is not None
+
+
 def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, np.ndarray, str]:
     """--input -> (frames (N, C, H, W) model scale, mask (N,) float32, label)."""
     spec = "0" if opt.input is None else str(opt.input).strip()
-    if re.fullmatch(r"[+-]?\d+", spec):
+    if _is_clip_index(spec):
         ds = get_dataset(run_opt, "test")
         i = int(spec)
         if not 0 <= i < len(ds):
@@ -190,7 +195,7 @@ def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list
 
 def generate(opt: Namespace) -> dict:
     """Frames of a trained run at any time stamps (see the module docstring); returns a summary dict."""
-    run_opt, model, ckpt, step, device = load_run(opt)
+    run_opt, model, ckpt, step, device = load_run(opt, needs_data=_is_clip_index(opt.input))
     x, mask, label = load_input(opt, run_opt)
     n = x.size(0)
     if opt.observed:

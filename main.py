@@ -10,12 +10,22 @@ module: trainer.py (train), tester.py (test_met), generate.py (generate), contin
 """
 import argparse
 import math
+import os
 import sys
 from typing import Optional, Sequence
 
 DATASETS = ("kth", "penn", "mgif", "hurricane", "shapes", "custom")
 PHASES = ("train", "test_met", "generate", "eval_continuous")
 SOLVERS = ("dopri5", "euler", "adams", "rk4", "midpoint", "bosh3", "dopri8", "implicit_adams")
+
+
+def default_workers() -> int:
+    """--workers' default: 4, at most the CPUs this process may run on (os.sched_getaffinity)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 def _positive_int(text):
@@ -43,7 +53,9 @@ def _build_parser():
     )
     # --- options of the paper's code, same names and defaults (docs/algorithm.md section 1) ---
     p.add_argument("--name", default="vid_ode", help="experiment name")
-    p.add_argument("-j", "--workers", type=int, default=4, help="data-loading workers")
+    p.add_argument("-j", "--workers", type=int, default=default_workers(),
+                   help="data-loading worker processes (0: load in the main process); the default is 4, "
+                   "or the CPUs available to this process when fewer")
     p.add_argument("-b", "--batch_size", type=_positive_int, default=8,
                    help="clips per step (per process under torchrun)")
     p.add_argument("--epoch", type=_positive_int, default=500)
@@ -198,12 +210,21 @@ def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
                          "ODE and warping chain run forward through them; sort --times")
 
 
+def given_options(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> list[str]:
+    """The options given on the command line (their dest names), whatever their value: a resume
+    refuses those that differ from the run's (runs.resume_run) and keeps the run's for the others."""
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    return sorted(vars(parser.parse_args(argv)))
+
+
 def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The options of this command (argv, default sys.argv[1:]), checked; exits with code 2 and a
-    message on bad options."""
+    message on bad options. opt.explicit lists the options given on the command line."""
     parser = _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
+    opt.explicit = given_options(_build_parser(), argv)
     return check_opt(opt, parser)
 
 

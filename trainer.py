@@ -1,6 +1,7 @@
 """train: the training loop and its stops (Ctrl-C, NaN, step or time limits, the last epoch),
 with periodic test losses. What a checkpoint holds and the exact resume are utils/train_state.py;
 what the run reports (console, TensorBoard, train_log.jsonl) utils/train_log.py."""
+import contextlib
 import math
 import signal
 import time
@@ -16,8 +17,8 @@ from dataloader import batch_to_device, build_loaders
 from models import VidODE, create_netD, train_step, update_learning_rate
 from models.performance import apply_speed_options, make_grad_scaler
 from models.sync_batchnorm import convert_sync_batchnorm
-from runs import (RunError, configure_threads, describe_solver, environment_line, resolve_device, resume_paths,
-                  training_run_dirs)
+from runs import (RunError, configure_threads, describe_solver, environment_line, record_resume, resolve_device,
+                  resume_run, training_run_dirs)
 from utils import distributed as dist
 from utils.train_log import TrainLog
 from utils.train_state import TrainState, seed_everything
@@ -50,6 +51,19 @@ class StopFlag:
             signal.signal(sig, old)
 
 
+@contextlib.contextmanager
+def buffers_kept(module: torch.nn.Module):
+    """Every buffer of `module` (BatchNorm running statistics and counters) restored bit for bit
+    on exit: a pass in training mode (batch statistics, as the reference) leaves no trace."""
+    saved = [(b, b.detach().clone()) for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for b, copy in saved:
+                b.copy_(copy)
+
+
 class Trainer:
     """One training run: its pieces (process group, data, networks, optimisers, training state,
     logs) built from the options, and the loop over epochs and steps."""
@@ -60,8 +74,10 @@ class Trainer:
         device = resolve_device(opt.device)
         self.rank, self.world, self.device = dist.init_distributed(device)
         self.main = self.rank == 0
+        # --resume: the run's options (from its checkpoint) into opt, before anything is built from them
+        resume = resume_run(opt, self.world) if opt.resume else None
         seed_everything(opt.seed)  # identical initial weights on every process
-        self.log_dir, self.ckpt_dir = training_run_dirs(opt, self.main)
+        self.log_dir, self.ckpt_dir = training_run_dirs(opt, self.main, resume)
         self.train_loader, self.test_loader = build_loaders(opt, distributed=self.world > 1)
         model = VidODE(opt, self.device)
         netD_img, netD_seq, optD = create_netD(opt, self.device)
@@ -76,8 +92,16 @@ class Trainer:
             raise RunError(str(e)) from e
         optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
         self.state = TrainState(opt, model, netD_img, netD_seq, optG, optD, scaler, self.rank, self.world)
-        self.state.start(resume_paths(opt.resume)[1] if opt.resume else None,
-                         len(self.train_loader.dataset), len(self.train_loader))
+        self.state.start(resume and resume.checkpoint, len(self.train_loader.dataset), len(self.train_loader),
+                         resume and resume.state)
+        if resume is not None:
+            st = self.state
+            if st.epoch + (st.batch_in_epoch >= len(self.train_loader)) >= opt.epoch:
+                raise RunError(f"the run has done its --epoch {opt.epoch} epochs (step {st.step}); give a larger "
+                               "--epoch to train further")
+            if self.main:
+                record_resume(resume, self.world)
+        del resume  # the checkpoint's tensors are in the networks now
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model_ddp = DDP(model, device_ids=ids)
@@ -90,17 +114,20 @@ class Trainer:
     # ------------------------------------------------------------------ test loss
     @torch.no_grad()
     def test_loss(self) -> float:
-        """Average generator loss on the test split (BatchNorm in training mode, as the reference)."""
+        """Average generator loss on the test split. BatchNorm normalises with batch statistics (training
+        mode, as the reference), but its running statistics are restored afterwards: test clips never
+        enter them (nor the checkpoint, nor a later --bn_running_stats evaluation)."""
         st = self.state
         total, n, last = 0.0, 0, None
-        for i, batch in enumerate(self.test_loader):
-            if self.opt.max_test_batches and i >= self.opt.max_test_batches:
-                break
-            batch = batch_to_device(batch, self.device)
-            res = st.model.compute_all_losses(batch)
-            total += float(res["loss"])
-            n += 1
-            last = (batch, res["target"], res["pred_y"])
+        with buffers_kept(st.model):
+            for i, batch in enumerate(self.test_loader):
+                if self.opt.max_test_batches and i >= self.opt.max_test_batches:
+                    break
+                batch = batch_to_device(batch, self.device)
+                res = st.model.compute_all_losses(batch)
+                total += float(res["loss"])
+                n += 1
+                last = (batch, res["target"], res["pred_y"])
         if self.world > 1:  # every process's share of the test split (padded with repeated clips)
             total, n = dist.sum_over_processes(torch.tensor([total, n], dtype=torch.float64,
                                                             device=self.device)).tolist()

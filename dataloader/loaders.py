@@ -44,6 +44,9 @@ class ResumableSampler(DistributedSampler):
     """
 
     def __init__(self, dataset, num_replicas=1, rank=0, seed=0):
+        # drop_last here drops clips, not batches: with N processes the last len % N clips of the
+        # epoch's order, so that every process has the same share and takes the same steps
+        # (one process drops nothing)
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
                          drop_last=True)
         self.start, self._epoch_given, self._passes = 0, False, 0
@@ -84,7 +87,7 @@ def _loader(opt, dataset, mode, train, distributed, seed_offset):
         num_workers=workers,
         collate_fn=Collate(opt, dataset.plan, mode),
         pin_memory=_uses_cuda(opt),
-        drop_last=train,
+        drop_last=False,  # the last partial batch is kept, as the reference: ceil(clips / b) steps per epoch
         persistent_workers=workers > 0,
         worker_init_fn=seed_worker,
         generator=generator,
@@ -95,7 +98,10 @@ def build_loaders(opt, distributed=False):
     """(train_loader, test_loader) of ready batch dictionaries (CPU, float32).
 
     The train loader's sampler (a DistributedSampler) shuffles per epoch from opt.seed:
-    call loader.sampler.set_epoch(epoch) each epoch, set_start(n) to resume mid-epoch.
+    call loader.sampler.set_epoch(epoch) each epoch, set_start(n) to resume mid-epoch. An epoch
+    has ceil(share / batch_size) batches, the last one partial when the share is not a multiple
+    of the batch size (as the reference); share = the clips of this process (all of them for one
+    process; with N processes floor(clips / N), the last clips % N of the epoch's order dropped).
     distributed: each process gets its share; the test sampler pads the shares to equal
     length by repeating clips (see batch['clip_index']).
     """
@@ -105,9 +111,9 @@ def build_loaders(opt, distributed=False):
     # no per-rank seed offset: a clip's randomness is keyed by (seed, epoch, clip) and each clip
     # goes to one process per epoch, so N processes of batch b see the clips of one process of N*b
     per_rank = len(train_set) // world
-    if per_rank < opt.batch_size:
-        raise DataError(f"the train split has {len(train_set)} clips ({per_rank} per process), fewer "
-                        f"than --batch_size {opt.batch_size}: no full batch can be formed")
+    if per_rank < 1:
+        raise DataError(f"the train split has {len(train_set)} clips, fewer than the {world} processes: "
+                        "every process needs at least one clip; use fewer processes")
     train_loader = _loader(opt, train_set, "train", True, distributed, 0)
     test_loader = _loader(opt, test_set, "test", False, distributed, 1)
     return train_loader, test_loader

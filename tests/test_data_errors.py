@@ -151,9 +151,15 @@ def test_bad_sizes_before_reading(tmp_path, args, overrides, message):
         build_loaders(make_opt(tmp_path, *args, **overrides))
 
 
-def test_batch_larger_than_split(kth):
-    with pytest.raises(DataError, match="fewer than --batch_size 8"):
-        build_loaders(make_opt(kth, batch_size=8))
+def test_batch_larger_than_split_trains_on_a_partial_batch(kth, monkeypatch):
+    # the reference keeps the last partial batch: 3 clips with --batch_size 8 is one batch of 3
+    train_loader, _ = build_loaders(make_opt(kth, "-j", "0", batch_size=8))
+    assert len(train_loader) == 1
+    # every process needs a clip of its own
+    import dataloader.loaders as loaders
+    monkeypatch.setattr(loaders, "_rank", lambda distributed: (0, 4))
+    with pytest.raises(DataError, match="3 clips, fewer than the 4 processes"):
+        build_loaders(make_opt(kth, batch_size=8), distributed=True)
 
 
 def test_unknown_dataset(kth):

@@ -184,9 +184,9 @@ def test_loader_options(data_root):
     opt = make_opt(data_root, "mgif", "-j", "2")
     train_loader, test_loader = build_loaders(opt)
     assert train_loader.num_workers == 2 and train_loader.persistent_workers
-    assert train_loader.drop_last and not test_loader.drop_last
+    assert not train_loader.drop_last and not test_loader.drop_last  # the reference keeps partial batches
     assert not train_loader.pin_memory  # --device cpu
-    assert len(train_loader) == len(LENGTHS["train"]) // 2
+    assert len(train_loader) == 3  # 5 clips, batches of 2: ceil(5 / 2), as the reference
     opt = make_opt(data_root, "mgif", "-j", "0")
     train_loader, _ = build_loaders(opt)
     assert train_loader.num_workers == 0 and not train_loader.persistent_workers
@@ -218,8 +218,28 @@ def test_train_sampler_epochs_and_resume(data_root):
     sampler.set_epoch(4)
     assert auto == list(sampler) and auto[0][1] == 4
     sampler.set_start(4)
-    batches = list(train_loader)  # 1 sample left: no full batch
-    assert batches == []
+    batches = list(train_loader)  # 1 sample left: the partial last batch, as the reference
+    assert len(batches) == 1 and batches[0]["clip_index"].tolist() == [auto[4][0]]
+
+
+def test_partial_last_batch_and_worker_count(data_root):
+    """5 clips in batches of 2: 2 full batches and one of 1 per epoch, every clip once, and the same
+    batches with 0 or 2 workers."""
+    def epoch(workers):
+        loader, _ = build_loaders(make_opt(data_root, "kth", "--irregular", "-j", str(workers), "--seed", "4"))
+        loader.sampler.set_epoch(1)
+        return list(loader)
+    a, b = epoch(0), epoch(2)
+    assert [x["clip_index"].size(0) for x in a] == [2, 2, 1]
+    assert sorted(i for x in a for i in x["clip_index"].tolist()) == list(range(5))
+    for x, y in zip(a, b):
+        assert torch.equal(x["clip_index"], y["clip_index"]) and torch.equal(x["observed_data"], y["observed_data"])
+
+
+def test_train_split_smaller_than_a_batch_trains(data_root):
+    """Fewer clips than --batch_size: one partial batch per epoch (the reference trains on it)."""
+    loader, _ = build_loaders(make_opt(data_root, "kth", "-b", "8"))
+    assert [x["clip_index"].size(0) for x in loader] == [5]
 
 
 def test_distributed_shares(data_root):

@@ -1,23 +1,73 @@
 """Atomic file writes: a temp file in the same folder, fsync, os.replace, fsync the folder.
 
 A failure at any point (full disk, Ctrl-C, an exception in the writer) leaves the old file
-untouched and no temp file behind.
+untouched and no temp file behind. Only a killed process (kill -9, power loss) can leave its
+temp file: `dir/.name.<pid>.<hex>.tmp` (never ending in .pth or .json, so that nothing looks
+for it as a checkpoint or a result); remove_stale_temps() clears those of dead processes.
 """
 import contextlib
 import json
 import math
 import os
+import re
 import uuid
+from pathlib import Path
 
 import numpy as np
 
+# extensions a temp file must never end with: they name checkpoints and results
+_NEVER_TEMP_SUFFIXES = (".pth", ".pt", ".json", ".jsonl")
+# .name.<pid>.<8 hex>.tmp, optionally with the writer's suffix (.tmp.mp4); also the names this
+# module used before (.name.<pid>.<hex>.tmp.<ext of name>)
+_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
-def temp_path_for(path):
-    """A hidden temp name beside `path`, keeping its extension (writers that pick the format
-    from it, like cv2.VideoWriter, still work): dir/.name.<pid>.<hex>.tmp.ext"""
+
+def temp_path_for(path, keep_suffix=False):
+    """A hidden temp name beside `path`: dir/.name.<pid>.<hex>.tmp. keep_suffix=True appends the
+    extension of `path` (dir/.name.<pid>.<hex>.tmp.mp4) for writers that pick the format from
+    it, like cv2.VideoWriter; refused for .pth/.json, which name checkpoints and results."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
-    ext = os.path.splitext(name)[1]
+    ext = os.path.splitext(name)[1] if keep_suffix else ""
+    if ext.lower() in _NEVER_TEMP_SUFFIXES:
+        raise ValueError(f"a temp file must not end in {ext} (it would look like a finished file): "
+                         f"write {name} through a file object instead of keep_suffix=True")
     return os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of temp_path_for's (the current or the earlier form)."""
+    return _TEMP_RE.match(name) is not None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
+    """Remove the temp files of atomic writes that a killed process left under `folder` (recursively);
+    those of a process still running (another writer) are kept. Returns the removed paths."""
+    removed = []
+    root = Path(folder)
+    if not root.is_dir():
+        return removed
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            m = _TEMP_RE.match(name)
+            if m is None or _pid_alive(int(m.group(1))):
+                continue
+            path = Path(dirpath) / name
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
 
 
 def fsync_dir(folder):
@@ -40,15 +90,16 @@ def _remove(path):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, keep_suffix=False):
     """Yield a temp path to write `path` through; on success it replaces `path`.
 
-    The caller writes the temp file by any means (it is fsynced here before the rename).
+    The caller writes the temp file by any means (it is fsynced here before the rename);
+    keep_suffix: the temp name ends in the extension of `path` (see temp_path_for).
     """
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
-    tmp = temp_path_for(path)
+    tmp = temp_path_for(path, keep_suffix)
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)

@@ -2,7 +2,8 @@
 
 A training checkpoint holds the three networks, the two optimisers, the learning rate, the
 --amp fp16 loss scale, the position (epoch, step, batch_in_epoch with the world size and
---batch_size it counts in), the options, and the random-number streams: rank 0's under 'rng',
+--batch_size it counts in), the options and the log folder (what --resume restores, runs.resume_run),
+and the random-number streams: rank 0's under 'rng',
 every process's under 'rng_per_rank' when there are several (utils/checkpoint.py writes and reads
 the files). Resuming restores all of it, so the resumed run takes the clips and computes the
 losses of the uninterrupted one bit for bit; with another process count or --batch_size the
@@ -26,6 +27,12 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2 ** 32)
     torch.manual_seed(seed)
+
+
+def batches_per_epoch(n_clips: int, world: int, batch_size: int) -> int:
+    """Batches of one process in an epoch: its share floor(n_clips / world) in batches of
+    batch_size, the last one partial (the reference keeps it): ceil(share / batch_size)."""
+    return -(-(n_clips // world) // batch_size)
 
 
 class TrainState:
@@ -55,6 +62,8 @@ class TrainState:
                 "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
                 "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
                 "world_size": self.world, "batch_size": self.opt.batch_size,  # batch_in_epoch's unit
+                "log_dir": str(self.opt.log_dir),  # where --resume finds the run's options.json and logs
+                "last_batch": "partial",  # epochs keep their partial last batch (older checkpoints dropped it)
                 "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
                                                 if isinstance(v, (int, float, str, bool, type(None)))}}
 
@@ -72,32 +81,42 @@ class TrainState:
             self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # also a barrier
         return self.last_ckpt
 
-    def start(self, resume_path: Optional[Path], n_clips: int, n_batches: int) -> None:
-        """Resume from the checkpoint at `resume_path` (None: a new run), then set this process's
-        random-number streams: the checkpoint's own when it has them for this process count, else
-        seeded from (seed, rank, step). n_clips, n_batches: the train split's clips and this
-        process's batches per epoch (for a checkpoint written with another process count)."""
-        rng_restored = self._load_resume(resume_path, n_clips, n_batches) if resume_path else False
+    def start(self, resume_path: Optional[Path], n_clips: int, n_batches: int, obj: Optional[dict] = None) -> None:
+        """Resume from the checkpoint at `resume_path` (None: a new run; `obj`: its contents when
+        already read), then set this process's random-number streams: the checkpoint's own when it
+        has them for this process count, else seeded from (seed, rank, step). n_clips, n_batches:
+        the train split's clips and this process's batches per epoch (for a checkpoint written with
+        another process count or --batch_size)."""
+        rng_restored = self._load_resume(resume_path, n_clips, n_batches, obj) if resume_path else False
         if not rng_restored:
             seed_everything(self.opt.seed + 1000 * self.rank + self.step)  # per-rank streams
 
-    def _load_resume(self, path, n_clips, n_batches):
-        obj = load_checkpoint(path, map_location="cpu")
+    def _load_resume(self, path, n_clips, n_batches, obj=None):
+        obj = load_checkpoint(path, map_location="cpu") if obj is None else obj
         if not isinstance(obj, dict) or "optimizer_G" not in obj:
             raise CheckpointError(f"{path} holds a generator only (the paper's format), not a training state; "
                                   "it can be evaluated with test_met but not resumed")
-        self.model.load_state_dict(strip_prefixes(obj["netG"]))
-        self.netD_img.load_state_dict(strip_prefixes(obj["netD_img"]))
-        self.netD_seq.load_state_dict(strip_prefixes(obj["netD_seq"]))
-        self.optG.load_state_dict(obj["optimizer_G"])
-        self.optD.load_state_dict(obj["optimizer_D"])
+        for key, net in (("netG", self.model), ("netD_img", self.netD_img), ("netD_seq", self.netD_seq)):
+            try:
+                net.load_state_dict(strip_prefixes(obj[key]))
+            except RuntimeError as e:
+                raise CheckpointError(
+                    f"{path}: its {key} does not fit the network built from the run's options "
+                    f"({str(e).splitlines()[0]} ...); the checkpoint and its options disagree (was the file "
+                    "copied from another run?)") from e
+        for key, optim in (("optimizer_G", self.optG), ("optimizer_D", self.optD)):
+            try:
+                optim.load_state_dict(obj[key])
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"{path}: its {key} does not fit the networks ({e})") from e
         if self.scaler is not None and obj.get("scaler"):
             self.scaler.load_state_dict(obj["scaler"])
         self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
+        self._from_dropped_last_batch(obj, n_clips)
         self._convert_position(obj, n_clips, n_batches)
         self.last_ckpt = path
         if self.main:
-            print(f"[train] resumed {path} (epoch {self.epoch}, step {self.step})")
+            print(f"[train] resumed {path} (epoch {self.epoch + 1}, step {self.step})")
         # this process's own RNG streams when the checkpoint has them (same number of processes)
         per_rank = obj.get("rng_per_rank")
         if per_rank is not None and len(per_rank) == self.world:
@@ -108,18 +127,35 @@ class TrainState:
             return True
         return False  # reseeded per process from (seed, rank, step)
 
+    def _from_dropped_last_batch(self, obj, n_clips):
+        """A checkpoint written when epochs dropped their partial last batch (no 'last_batch' key)
+        and taken at the end of such an epoch: that run had closed the epoch, so this one does too
+        (instead of training on the clips that run left out), and says so."""
+        if "last_batch" in obj:
+            return
+        w = int(obj.get("world_size", self.world))
+        b = int(obj.get("batch_size", self.opt.batch_size))
+        share = n_clips // w
+        if share % b and self.batch_in_epoch == share // b:
+            self.batch_in_epoch = batches_per_epoch(n_clips, w, b)
+            if self.main:
+                print(f"[train] note: the checkpoint was written when an epoch dropped its last partial batch; "
+                      f"its epoch {self.epoch + 1} is complete, the next epochs keep their last "
+                      f"{share % b} clip(s) in a partial batch, as the reference")
+
     def _convert_position(self, obj, n_clips, n_batches):
         """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
 
         The processes' shares interleave one permutation per epoch, so after s steps the run
         has consumed exactly the first s * batch_size * world_size clips of the epoch's order,
-        whatever the split; resume at that prefix (rounded down to a whole new global batch)."""
+        whatever the split (only an epoch's last batch can be partial, and after it the epoch is
+        closed); resume at that prefix (rounded down to a whole new global batch)."""
         old_w = int(obj.get("world_size", self.world))
         old_b = int(obj.get("batch_size", self.opt.batch_size))
         new_w, new_b = self.world, self.opt.batch_size
         if (old_w, old_b) == (new_w, new_b):
             return
-        if self.batch_in_epoch >= (n_clips // old_w) // old_b:  # the checkpoint closed its epoch
+        if self.batch_in_epoch >= batches_per_epoch(n_clips, old_w, old_b):  # the checkpoint closed its epoch
             self.batch_in_epoch = n_batches
         else:
             self.batch_in_epoch = self.batch_in_epoch * old_b * old_w // (new_b * new_w)

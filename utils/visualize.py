@@ -104,7 +104,7 @@ def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
     t, h, w, _ = rgb.shape
     rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
     h, w = rgb.shape[1:3]
-    with atomic_path(path) as tmp:
+    with atomic_path(path, keep_suffix=True) as tmp:  # VideoWriter picks the container by it
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
         if not writer.isOpened():
             raise RuntimeError(f"cannot write MP4 {path}: OpenCV's VideoWriter with codec "
