@@ -31,7 +31,8 @@ class LoadedRun(NamedTuple):
 # options that describe the run itself; the rest (device, workers, ...) come from the command line
 RUN_OPTIONS = ("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
                "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
-               "batch_size", "lr", "lamb_adv", "custom_root", "name", "seed")
+               "batch_size", "lr", "lamb_adv", "custom_root", "name", "seed", "frame_stride")
+OLDER_RUNS = {"frame_stride": 1}  # the value of a run option for runs whose options.json predates it
 
 
 def resolve_device(name: Optional[str] = "auto") -> torch.device:
@@ -87,6 +88,8 @@ def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
     for k in RUN_OPTIONS + ("log_dir", "checkpoint_dir"):
         if k in saved:
             merged[k] = saved[k]
+        elif k in OLDER_RUNS:
+            merged[k] = OLDER_RUNS[k]
     return SimpleNamespace(**merged)
 
 
