@@ -161,7 +161,7 @@ def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDat
         shapes.append(shape)
     need = "--window_size with --irregular" if plan.irregular else "--sample_size"
     if plan.frame_stride > 1:
-        need = (f"{plan.min_length} frames at every {plan.frame_stride}-th frame: {need} with "
+        need = (f"{plan.min_length} frames, one in every {plan.frame_stride}: {need} with "
                 f"--frame_stride {plan.frame_stride}")
     if short:
         print(f"[data] {opt.dataset} {split}: skipped {short} of {len(paths)} clips shorter than "
