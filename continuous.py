@@ -146,7 +146,8 @@ def _row_name(kind: str, m: int, d: int) -> str:
 class HeldOut:
     """The held-out-frames evaluation of a --frame_stride run, batch by batch."""
 
-    def __init__(self, run_opt: SimpleNamespace, lpips_model: Optional[torch.nn.Module], device: torch.device):
+    def __init__(self, run_opt: SimpleNamespace, lpips_model: Optional[torch.nn.Module],
+                 device: torch.device):
         self.run_opt, self.lpips_model, self.device = run_opt, lpips_model, device
         self.d = stored_frames_per_slot(run_opt)
         self.accs: dict[tuple[str, int], dict[str, MetricAccumulator]] = {}

@@ -170,4 +170,8 @@ def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDat
         raise DataError(f"{folder}: all {len(paths)} clips are shorter than {plan.min_stored_length} "
                         f"frames ({need}); lower it or use longer clips")
     _check_frame_sizes(opt, shapes, folder)
+    if plan.frame_stride > 1:
+        print(f"[data] {opt.dataset} {split}: one frame in every {plan.frame_stride} of each clip "
+              f"(--frame_stride {plan.frame_stride})" + ("; the frames between are kept for evaluation"
+                                                         if full_rate else ""))
     return VideoDataset(opt, split, root, files, lengths, full_rate=full_rate)

@@ -118,7 +118,8 @@ def test_window_positions_by_index_and_by_real_time():
 def write_clips(folder, clips, times=None):
     os.makedirs(folder, exist_ok=True)
     for name, levels in clips.items():
-        frames = np.repeat(np.asarray(levels, np.uint8)[:, None, None, None], 16, 1).repeat(16, 2).repeat(3, 3)
+        levels = np.asarray(levels, np.uint8)
+        frames = np.broadcast_to(levels[:, None, None, None], (len(levels), 16, 16, 3)).copy()
         np.save(os.path.join(folder, f"{name}.npy"), frames)
         if times and name in times:
             np.save(os.path.join(folder, f"{name}.times.npy"), np.asarray(times[name], np.float64))
