@@ -175,25 +175,19 @@ class HeldOut:
         base = {"copy_last": previous_observed(observed, batch["observed_tp"], mask, tp)}
         if not run_opt.extrap:
             base["blend"] = blend_neighbours(observed, batch["observed_tp"], mask, tp)
+        # place within the interval: the position minus the slot it follows
         offset = times - torch.div(torch.arange(tf)[scored], self.d, rounding_mode="floor").to(torch.float64)
-        unit = lambda x: _to_unit(x.to(truth.dtype), run_opt)  # noqa: E731
-        gt = unit(truth)
+        frames = {w: _to_unit(x.to(truth.dtype), run_opt) for w, x in (("model", pred), *base.items())}
+        gt = _to_unit(truth, run_opt)
         for r, key in enumerate(keys):
             sel = (rows == r).to(pred.device)  # (b, Ts)
             if not bool(sel.any()):
                 continue
-            acc = self._acc(key)
-            want = gt[sel][None]  # (1, n_r, C, H, W)
-            acc["model"].update(unit(pred)[sel][None], want)
-            for who, frames in base.items():
-                acc[who].update(unit(frames)[sel][None], want)
-            self.offsets[key] += offset[sel.cpu()].tolist()
-            if key[0] == "held_out":  # and the pooled row
-                pooled = self._acc(("all", 0))
-                pooled["model"].update(unit(pred)[sel][None], want)
-                for who, frames in base.items():
-                    pooled[who].update(unit(frames)[sel][None], want)
-                self.offsets[("all", 0)] += offset[sel.cpu()].tolist()
+            for row in (key, ("all", 0)) if key[0] == "held_out" else (key,):  # and the pooled row
+                acc = self._acc(row)
+                for who, x in frames.items():
+                    acc[who].update(x[sel][None], gt[sel][None])  # (1, n_r, C, H, W)
+                self.offsets[row] += offset[sel.cpu()].tolist()
         self.placement.update(batch["full_rate_placement"])
 
     def rows(self) -> list[dict]:
