@@ -88,19 +88,27 @@ class VideoDataset(Dataset):
             frames = frames[..., None]
         full = transform_clip(frames, self.opt.dataset, self.opt.input_size,
                               augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
-        positions, how = window_positions(last - first + 1, self.plan, self.frame_times(index, first, last))
+        times, unusable = self.frame_times(index, first, last)
+        positions, how = window_positions(last - first + 1, self.plan, times)
+        if unusable:
+            how = f"index: {unusable}"
         x = full[torch.from_numpy(idx - first)]  # (T, C, H, W): the sampled frames
         return x, torch.from_numpy(mask)[:, None], index, (full, positions, how)
 
     def frame_times(self, index, first, last):
-        """Seconds of stored frames first..last of clip `index` from <name>.times.npy, None without one."""
+        """(seconds of stored frames first..last of clip `index` from <name>.times.npy, None) or
+        (None, why the file cannot be used); (None, None) without one."""
         path = self.files[index][:-len(".npy")] + TIMES_SUFFIX
         if not os.path.exists(path):
-            return None
-        times = np.load(path, allow_pickle=False)
+            return None, None
+        try:
+            times = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            return None, f"{os.path.basename(path)} is not readable ({e})"
         if times.shape != (self.lengths[index],):
-            return times  # window_positions says it does not fit
-        return times[first:last + 1]
+            return None, (f"{os.path.basename(path)} holds {times.shape} frame times for a clip of "
+                          f"{self.lengths[index]} frames")
+        return times[first:last + 1], None
 
 
 def _missing_message(opt, root, split):

@@ -142,8 +142,9 @@ def test_short_clips_counted_with_the_stride(tmp_path, capsys):
 
 
 def test_full_rate_items(tmp_path):
-    write_clips(tmp_path / "c" / "test", {"a": np.arange(9) * 20, "b": np.arange(9) * 20},
-                times={"b": [0, 0.05, 0.2, 0.25, 0.4, 0.6, 0.8, 0.9, 1.0]})
+    write_clips(tmp_path / "c" / "test", {"a": np.arange(9) * 20, "b": np.arange(9) * 20,
+                                          "c": np.arange(9) * 20},
+                times={"b": [0, 0.05, 0.2, 0.25, 0.4, 0.6, 0.8, 0.9, 1.0], "c": np.arange(8.0)})
     opt = custom_opt(tmp_path, "--sample_size", "4", "--frame_stride", "2", "--phase", "test_met",
                      "--test_dir", "unused")
     plain, full = get_dataset(opt, "test"), get_dataset(opt, "test", full_rate=True)
@@ -156,6 +157,9 @@ def test_full_rate_items(tmp_path):
     assert full[0][3][2] == "index" and full[0][3][1].tolist() == [0, 0.25, 0.5, 0.75, 1, 1.25, 1.5]
     pos, how = full[1][3][1], full[1][3][2]
     assert how == "times" and pos == pytest.approx([0, 0.125, 0.5, 0.625, 1, 1.25, 1.5])
+    pos, how = full[2][3][1], full[2][3][2]  # a times file of the wrong length: index, and why
+    assert how == "index: c.times.npy holds (8,) frame times for a clip of 9 frames"
+    assert pos.tolist() == full[0][3][1].tolist()
     batch = Collate(opt, full.plan, "test")([full[0], full[1]])
     assert batch["full_rate_data"].shape == (2, 7, 3, 16, 16)
     assert batch["full_rate_positions"].dtype == torch.float32
