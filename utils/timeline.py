@@ -10,7 +10,8 @@ unit of model time:
     video); test_met's in-between frames k/S are input frames k + 0.5.
   - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
   - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: original frame = t * timeaxis.source_frames_per_unit(opt).
+Ground truth of the shapes data: stored frame = t * timeaxis.source_frames_per_unit(opt) * k for
+model time t, i.e. input frame p * timeaxis.stored_frames_per_slot(opt) (k = --frame_stride).
 
 Starting time. The decoder ODE starts at the first time it is given. Its ODE is autonomous (docs/algorithm.md section 3),
 so only the spacing from the starting time matters; synthesize therefore always starts it where
