@@ -1,10 +1,21 @@
-"""eval_continuous: the generator scored at unseen times on the moving shapes, whose true frame
-exists at any time: at the training grid, between its points at --fps_factor times the rate and
-(extrapolation runs) beyond the training horizon, against the trivial baseline. Times are in frame
-units of the observed input (see utils/timeline.py).
+"""eval_continuous: the generator scored at times it never saw in training.
+
+Two sources of truth:
+  - analytic (--dataset shapes): the moving shapes have a true frame at any time; scored at the
+    training grid, between its points at --fps_factor times the rate and (extrapolation runs)
+    beyond the training horizon, against the trivial baseline.
+  - held-out frames (any data set trained with --frame_stride k > 1): the stored frames the
+    stride skipped are real frames at unseen times; scored per position between consecutive
+    input frames (the grid and the k - 1, or 2k - 1 in regular interpolation, frames between),
+    beside a linear blend of the neighbouring observed frames and copy-last. Where a clip has
+    frame times (<name>.times.npy) the frames between are placed at their real times.
+A shapes run with a stride gets both. Times are in frame units of the observed input (see
+utils/timeline.py); the stride's convention is dataloader/timeaxis.py's.
 """
 import math
 from argparse import Namespace
+from collections import Counter
+from fractions import Fraction
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -14,14 +25,15 @@ import torch
 
 from dataloader import batch_to_device, build_test_loader
 from dataloader.shapes import load_meta, render_clip
-from dataloader.timeaxis import model_times, slots_per_unit, source_frames_per_unit
+from dataloader.timeaxis import frame_stride, model_times, slots_per_unit, stored_frames_per_slot
 from dataloader.transforms import transform_clip
 from runs import RunError, load_run, read_options
 from utils.atomic import atomic_write_json
-from utils.baselines import baseline_kind, blend_neighbours, last_observed
+from utils.baselines import baseline_kind, blend_neighbours, last_observed, previous_observed
 from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone
 from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
-                            predicted_frames, synthesize)
+                            predicted_frames, synthesize, synthesize_per_clip)
+from utils.visualize import plot_metrics_by_index
 
 
 def _to_unit(x, run_opt):
@@ -55,7 +67,7 @@ def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
 
 def shapes_truth(meta: dict, clip_ids: list[int], times: list[float], run_opt: SimpleNamespace) -> torch.Tensor:
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    scale = source_frames_per_unit(run_opt) / slots_per_unit(run_opt)  # original frames per input frame
+    scale = stored_frames_per_slot(run_opt)  # stored frames per input frame (k F / R)
     orig = np.asarray(times, np.float64) * scale
     clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", run_opt.input_size,
                             augment=False, input_norm=run_opt.input_norm) for c in clip_ids]
@@ -82,21 +94,204 @@ def _table(rows):
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- held-out frames (--frame_stride)
+
+METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")
+WHO = ("model", "blend", "copy_last")
+
+
+def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
+                mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
+    """What each stored frame of a full-rate window is, for the rows of the held-out table.
+
+    n_frames stored frames from slot 0 (D = stored_frames_per_slot apart), n_obs observed input
+    frames, mask (b, n_obs, 1) the observed mask. Returns (scored (n_frames,) bool: the frames
+    between the first and last observed input frame (interpolation) or from the first predicted
+    slot on (extrapolation), row keys [(kind, m)] of the scored frames in order, and row (b, Ts)
+    int: each clip's row of each scored frame). kind: "observed" (an observed input frame),
+    "grid" (a strided frame the model does not observe: the predicted slots, the unobserved slots,
+    regular interpolation's odd frames), "held_out" (skipped by the stride); m: the frame's place
+    in its interval, position m / D.
+    """
+    d = stored_frames_per_slot(run_opt)
+    i = torch.arange(n_frames)
+    g, m = i // d, i % d
+    scored = g >= n_obs if run_opt.extrap else i <= (n_obs - 1) * d
+    k = frame_stride(run_opt)
+    b = mask.size(0)
+    obs = mask.reshape(b, n_obs) > 0.5
+    keys: list[tuple[str, int]] = []
+    rows = torch.empty(b, int(scored.sum()), dtype=torch.int64)
+    for col, idx in enumerate(i[scored].tolist()):
+        gi, mi = int(g[idx]), int(m[idx])
+        for c in range(b):
+            if mi % k:
+                key = ("held_out", mi)
+            elif mi == 0 and not run_opt.extrap and bool(obs[c, gi]):
+                key = ("observed", 0)
+            else:
+                key = ("grid", mi)
+            if key not in keys:
+                keys.append(key)
+            rows[c, col] = keys.index(key)
+    return scored, keys, rows
+
+
+def _row_name(kind: str, m: int, d: int) -> str:
+    pos = str(Fraction(m, d))
+    return {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}",
+            "all": "held out, all"}[kind]
+
+
+class HeldOut:
+    """The held-out-frames evaluation of a --frame_stride run, batch by batch."""
+
+    def __init__(self, run_opt: SimpleNamespace, lpips_model: Optional[torch.nn.Module],
+                 device: torch.device):
+        self.run_opt, self.lpips_model, self.device = run_opt, lpips_model, device
+        self.d = stored_frames_per_slot(run_opt)
+        self.accs: dict[tuple[str, int], dict[str, MetricAccumulator]] = {}
+        self.offsets: dict[tuple[str, int], list[float]] = {}
+        self.placement: Counter = Counter()
+
+    def _acc(self, key):
+        if key not in self.accs:
+            self.accs[key] = {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO}
+            self.offsets[key] = []
+        return self.accs[key]
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, batch: dict) -> None:
+        """Predict every scored stored frame of the batch's windows and add its metrics."""
+        run_opt, rate = self.run_opt, slots_per_unit(self.run_opt)
+        observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
+        full, pos = batch["full_rate_data"], batch["full_rate_positions"]  # (b, Tf, C, H, W), (b, Tf)
+        n, tf = observed.size(1), full.size(1)
+        scored, keys, rows = frame_kinds(run_opt, tf, n, mask.cpu())
+        times = pos[:, scored].to(torch.float64).cpu()  # (b, Ts) input frame units
+        truth = full[:, scored.to(full.device)]
+        pred = synthesize_per_clip(model, observed, mask, times, rate, run_opt.extrap)  # (b, Ts, C, H, W)
+        tp = (times / rate).to(observed.dtype)  # model time
+        base = {"copy_last": previous_observed(observed, batch["observed_tp"], mask, tp)}
+        if not run_opt.extrap:
+            base["blend"] = blend_neighbours(observed, batch["observed_tp"], mask, tp)
+        # place within the interval: the position minus the slot it follows
+        offset = times - torch.div(torch.arange(tf)[scored], self.d, rounding_mode="floor").to(torch.float64)
+        frames = {w: _to_unit(x.to(truth.dtype), run_opt) for w, x in (("model", pred), *base.items())}
+        gt = _to_unit(truth, run_opt)
+        for r, key in enumerate(keys):
+            sel = (rows == r).to(pred.device)  # (b, Ts)
+            if not bool(sel.any()):
+                continue
+            for row in (key, ("all", 0)) if key[0] == "held_out" else (key,):  # and the pooled row
+                acc = self._acc(row)
+                for who, x in frames.items():
+                    acc[who].update(x[sel][None], gt[sel][None])  # (1, n_r, C, H, W)
+                self.offsets[row] += offset[sel.cpu()].tolist()
+        self.placement.update(batch["full_rate_placement"])
+
+    def rows(self) -> list[dict]:
+        """One row per (kind, position), in order: observed, then by position, then the pooled row."""
+        order = sorted(self.accs, key=lambda k: (k[0] == "all", k[0] != "observed", k[1]))
+        out = []
+        for key in order:
+            kind, m = key
+            acc = self.accs[key]
+            sums = {w: acc[w].summary() for w in WHO}
+            off = self.offsets[key]
+            out.append({
+                "row": _row_name(kind, m, self.d), "kind": kind,
+                "position": None if kind == "all" else str(Fraction(m, self.d)),
+                "position_value": None if kind == "all" else m / self.d,
+                "mean_position": math.fsum(off) / len(off) if off else None,
+                "n_frames": sums["model"]["n_frames"],
+                **{w: ({k: sums[w][k] for k in METRIC_KEYS} if sums[w]["n_frames"] else None) for w in WHO}})
+        return out
+
+    def results(self, out_dir: Path) -> dict:
+        """The held_out section of results.json; writes the plot held_out.png into out_dir."""
+        rows = self.rows()
+        plotted = [r for r in rows if r["kind"] in ("grid", "held_out")]
+        series = {w: [{"index": r["position_value"], **(r[w] or {})} for r in plotted] for w in WHO
+                  if any(r[w] for r in plotted)}
+        plot = Path(out_dir) / "held_out.png"
+        plot_metrics_by_index(series, plot, xlabel="position between consecutive input frames",
+                              integer_x=False)
+        k = frame_stride(self.run_opt)
+        return {
+            "frame_stride": k, "stored_frames_per_interval": self.d,
+            "position_unit": ("fraction of the interval between consecutive input frames (observed "
+                              "frames; in extrapolation, predicted slots); nominal m / D, the real-time "
+                              "placement's mean in mean_position"),
+            "scored": ("stored frames from the first predicted slot to the end of the window"
+                       if self.run_opt.extrap else
+                       "stored frames from the first to the last observed input frame"),
+            "kinds": {"observed": "an input frame the model observes (a reconstruction)",
+                      "grid": "a frame of the strided (training-rate) grid the model does not observe",
+                      "held_out": f"a frame the stride {k} skipped: never seen in training"},
+            "placement": dict(self.placement),
+            "baselines": {"copy_last": "the nearest observed frame at or before the time",
+                          "blend": None if self.run_opt.extrap else
+                          "linear blend of the observed frames before and after the time"},
+            "blend_note": ("no blend in extrapolation: no observed frame lies after these times"
+                           if self.run_opt.extrap else None),
+            "plot": str(plot), "rows": rows,
+            "table": [{"row": r["row"], "n_frames": r["n_frames"],
+                       **{f"{w}_{key}": (r[w] or {}).get(key) for w in WHO
+                          for key in ("ssim", "psnr", "lpips")}} for r in rows],
+        }
+
+
+def held_out_table(section: dict) -> str:
+    """The held-out rows as printed: model, blend and copy-last side by side."""
+    num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
+    head = f"{'':<17}{'frames':>7}"
+    for w in ("model", "blend", "copy-last"):
+        head += f" | {w + ' SSIM':>15}{'PSNR':>7}{'LPIPS':>7}"
+    lines = [head]
+    for r in section["rows"]:
+        line = f"{r['row']:<17}{r['n_frames']:>7}"
+        for w in WHO:
+            m = r[w] or {}
+            line += (f" | {num(m.get('ssim'), '.4f'):>15}{num(m.get('psnr'), '.2f'):>7}"
+                     f"{num(m.get('lpips'), '.3f'):>7}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _nth(k: int) -> str:
+    """2 -> '2nd', 3 -> '3rd', 4 -> '4th'."""
+    suffix = "th" if 10 <= k % 100 < 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _placement_line(placement: dict) -> str:
+    parts = [f"{n} by {how}" for how, n in sorted(placement.items())]
+    return "frames between grid frames placed: " + "; ".join(parts)
+
+
 def eval_continuous(opt: Namespace) -> dict:
-    """SSIM / PSNR (of the mean MSE) / LPIPS at the training grid, between its points at
-    --fps_factor times the rate, and (extrapolation) beyond the training horizon, on the shapes
-    test clips, against the trivial baseline. Writes <run>/continuous/results.json."""
+    """SSIM / PSNR (of the mean MSE) / LPIPS at unseen times, beside the trivial baselines:
+    on the shapes (analytic truth: the training grid, --fps_factor times the rate, beyond the
+    training horizon) and, for a --frame_stride run, at the stored frames the stride skipped.
+    Writes <run>/continuous/results.json (and held_out.png)."""
     saved = read_options(opt.test_dir)
-    if saved.get("dataset") != "shapes":
-        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (this one used "
-                       f"{saved.get('dataset')}): only the moving shapes have a true frame at any time")
+    stride = int(saved.get("frame_stride", 1))
+    analytic = saved.get("dataset") == "shapes"
+    if not analytic and stride == 1:
+        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (a true frame at any "
+                       f"time) or with --frame_stride k > 1 (the skipped frames are the truth); this "
+                       f"one used --dataset {saved.get('dataset')} at every frame. Train with e.g. "
+                       f"--frame_stride 2")
     run_opt, model, ckpt, step, device = load_run(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
-    loader = build_test_loader(run_opt)
-    meta = load_meta(loader.dataset.root)
-    file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
+    loader = build_test_loader(run_opt, full_rate=stride > 1)
     lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)
     rate = slots_per_unit(run_opt)
+    held = HeldOut(run_opt, lpips_model, device) if stride > 1 else None
+    if analytic:
+        meta = load_meta(loader.dataset.root)
+        file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     sets, accs, n_clips = None, {}, 0
     for i, batch in enumerate(loader):
         if opt.max_test_batches and i >= opt.max_test_batches:
@@ -104,6 +299,11 @@ def eval_continuous(opt: Namespace) -> dict:
         batch = batch_to_device(batch, device)
         observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
         n = observed.size(1)
+        if held is not None:
+            held.update(model, batch)
+        n_clips += observed.size(0)
+        if not analytic:
+            continue
         if sets is None:
             sets = time_sets(run_opt, n, fps_factor, opt.horizon or None)
             accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
@@ -120,27 +320,37 @@ def eval_continuous(opt: Namespace) -> dict:
                 base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
             accs[name][0].update(_to_unit(pred, run_opt), _to_unit(gt, run_opt))
             accs[name][1].update(_to_unit(base, run_opt), _to_unit(gt, run_opt))
-        n_clips += observed.size(0)
     if not n_clips:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
-    rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
-    results = {
-        "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": "shapes",
-        "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular), "n_clips": n_clips,
-        "fps_factor": fps_factor, "time_unit": "frames of the observed input (0 = first observed frame)",
-        "frames_per_model_time_unit": rate,
-        "baseline_kind": baseline_kind(run_opt.extrap),
-        "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
-        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
-        "psnr": "of the mean MSE (the reference's)", "rows": rows,
-        "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
-                   **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")
-                      for k in ("ssim", "psnr", "lpips")}} for r in rows],
-    }
     out = Path(opt.test_dir) / "continuous"
     out.mkdir(parents=True, exist_ok=True)
+    results = {
+        "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": run_opt.dataset,
+        "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular), "n_clips": n_clips,
+        "frame_stride": stride,
+        "time_unit": "frames of the observed input (0 = first observed frame)",
+        "frames_per_model_time_unit": rate,
+        "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
+        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
+        "psnr": "of the mean MSE (the reference's)",
+    }
+    if analytic:
+        rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
+        results.update({
+            "fps_factor": fps_factor, "baseline_kind": baseline_kind(run_opt.extrap), "rows": rows,
+            "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
+                       **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")
+                          for k in ("ssim", "psnr", "lpips")}} for r in rows]})
+        print(_table(rows))
+        print(f"[eval_continuous] {n_clips} clips, baseline: {results['baseline_kind']}")
+    if held is not None:
+        results["held_out"] = held.results(out)
+        print(f"held-out frames: every {_nth(stride)} frame seen in training, "
+              f"{'extrapolation' if run_opt.extrap else 'interpolation'}; position between consecutive "
+              f"input frames")
+        print(held_out_table(results["held_out"]))
+        print(f"[eval_continuous] {n_clips} clips; {_placement_line(results['held_out']['placement'])}; "
+              f"plot {results['held_out']['plot']}")
     atomic_write_json(out / "results.json", results)
-    print(_table(rows))
-    print(f"[eval_continuous] {n_clips} clips, baseline: {results['baseline_kind']}; results in "
-          f"{out / 'results.json'}")
+    print(f"[eval_continuous] results in {out / 'results.json'}")
     return results

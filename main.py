@@ -95,6 +95,10 @@ def _build_parser():
     p.add_argument("--num_threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
     p.add_argument("--data_root", default="./dataset",
                    help="folder holding <root>/{train,test}/*.npy (kth_action, penn_action, ...)")
+    p.add_argument("--frame_stride", type=_positive_int, default=1,
+                   help="train and test_met see every k-th frame of each clip (a clip at 1/k of its "
+                   "frame rate; the time stamps are unchanged); eval_continuous scores the frames in "
+                   "between. Evaluation phases use the run's own")
     p.add_argument("--custom_root", default="custom",
                    help="sub-folder of --data_root read by --dataset custom")
     p.add_argument("--storage", default="./storage", help="where train writes logs/ and checkpoints/")

@@ -33,7 +33,8 @@ class LoadedRun(NamedTuple):
 # options.json (a value given on the command line is reported and ignored)
 RUN_OPTIONS = ("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
                "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
-               "batch_size", "lr", "lamb_adv", "name", "seed")
+               "batch_size", "lr", "lamb_adv", "name", "seed", "frame_stride")
+OLDER_RUNS = {"frame_stride": 1}  # the value of a run option for runs whose options.json predates it
 # where the run's data lives: the run's unless given on the command line (a moved data folder)
 DATA_LOCATION = ("data_root", "custom_root")
 
@@ -121,6 +122,8 @@ def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> Simpl
     for k in RUN_OPTIONS + ("log_dir", "checkpoint_dir"):
         if k in saved:
             merged[k] = saved[k]
+        elif k in OLDER_RUNS:
+            merged[k] = OLDER_RUNS[k]
     merged["data_from_run"] = [k for k in DATA_LOCATION if k in saved and k not in given]
     for k in merged["data_from_run"]:
         merged[k] = saved[k]

@@ -2,6 +2,7 @@
 from argparse import Namespace
 from typing import Any, Dict, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from . import timeaxis
@@ -78,7 +79,11 @@ def batch_to_device(batch, device, non_blocking=True):
 
 
 class Collate:
-    """collate_fn: list of (frames (T, C, H, W), mask (T, 1), index) -> batch dictionary."""
+    """collate_fn: list of (frames (T, C, H, W), mask (T, 1), index) -> batch dictionary.
+
+    Items of a full-rate data set (VideoDataset.full_rate) add "full_rate_data" (b, Tf, C, H, W),
+    "full_rate_positions" (b, Tf) float32 slot positions and "full_rate_placement" (b strings).
+    """
 
     def __init__(self, opt, plan, mode):
         self.opt, self.plan, self.mode = opt, plan, mode
@@ -88,7 +93,13 @@ class Collate:
         data = torch.stack([it[0] for it in items])  # (b, T, c, h, w)
         mask = torch.stack([it[1] for it in items])  # (b, T, 1)
         index = torch.tensor([it[2] for it in items], dtype=torch.int64)
-        return make_batch(data, mask, self.time_steps, self.opt,
-                          test_interp=self.plan.test_interp,
-                          predict_unobserved=self.plan.predict_unobserved,
-                          mode=self.mode, clip_index=index)
+        batch = make_batch(data, mask, self.time_steps, self.opt,
+                           test_interp=self.plan.test_interp,
+                           predict_unobserved=self.plan.predict_unobserved,
+                           mode=self.mode, clip_index=index)
+        if len(items[0]) > 3:
+            batch["full_rate_data"] = torch.stack([it[3][0] for it in items])  # (b, Tf, c, h, w)
+            positions = np.stack([it[3][1] for it in items]).astype(np.float32)  # (b, Tf)
+            batch["full_rate_positions"] = torch.from_numpy(positions)
+            batch["full_rate_placement"] = [it[3][2] for it in items]
+        return batch

@@ -7,9 +7,10 @@ import torch
 from torch.utils.data import Dataset
 
 from .errors import DataError
-from .npyfiles import check_clip, list_clips, read_header
+from .npyfiles import TIMES_SUFFIX, check_clip, list_clips, read_header
 from .sampling import make_plan, sample_clip
 from .shapes import ensure_shapes_dataset
+from .timeaxis import window_positions
 from .transforms import KTH_CROP, transform_clip
 
 DATASET_ROOTS = {
@@ -39,12 +40,19 @@ def dataset_dir(opt):
 
 
 class VideoDataset(Dataset):
-    """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index)."""
+    """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index).
 
-    def __init__(self, opt, split, root, files, lengths):
+    full_rate (eval_continuous of a --frame_stride run): the item has a fourth part, the window's
+    every stored frame from its first sampled frame to its last, (Tf, C, H, W), their slot
+    positions (Tf,) float64 (timeaxis.window_positions, from <name>.times.npy where present) and
+    how those were placed ("times", "index" or "index: <why>").
+    """
+
+    def __init__(self, opt, split, root, files, lengths, full_rate=False):
         self.opt, self.split, self.root = opt, split, root
         self.files, self.lengths = files, lengths
         self.plan = make_plan(opt, split)
+        self.full_rate = bool(full_rate)
         self.seed = int(getattr(opt, "seed", 0)) % 2 ** 32  # numpy seeds are non-negative
 
     def __len__(self):
@@ -63,12 +71,44 @@ class VideoDataset(Dataset):
         rng = self.rng(index, epoch)
         idx, mask = sample_clip(self.lengths[index], self.plan, rng)
         clip = np.load(self.files[index], mmap_mode="r")
+        if self.full_rate:
+            return self._with_full_rate(clip, idx, mask, index, rng)
         frames = clip[idx]  # reads only the sampled frames, (T, H, W[, C])
         if frames.ndim == 3:
             frames = frames[..., None]
         x = transform_clip(frames, self.opt.dataset, self.opt.input_size,
                            augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
         return x, torch.from_numpy(mask)[:, None], index  # (T, C, H, W), (T, 1), int
+
+    def _with_full_rate(self, clip, idx, mask, index, rng):
+        """The item and the window at its full frame rate (one transform, same rng draws)."""
+        first, last = int(idx[0]), int(idx[-1])
+        frames = clip[first:last + 1]  # (Tf, H, W[, C])
+        if frames.ndim == 3:
+            frames = frames[..., None]
+        full = transform_clip(frames, self.opt.dataset, self.opt.input_size,
+                              augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
+        times, unusable = self.frame_times(index, first, last)
+        positions, how = window_positions(last - first + 1, self.plan, times)
+        if unusable:
+            how = f"index: {unusable}"
+        x = full[torch.from_numpy(idx - first)]  # (T, C, H, W): the sampled frames
+        return x, torch.from_numpy(mask)[:, None], index, (full, positions, how)
+
+    def frame_times(self, index, first, last):
+        """(seconds of stored frames first..last of clip `index` from <name>.times.npy, None) or
+        (None, why the file cannot be used); (None, None) without one."""
+        path = self.files[index][:-len(".npy")] + TIMES_SUFFIX
+        if not os.path.exists(path):
+            return None, None
+        try:
+            times = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            return None, f"{os.path.basename(path)} is not readable ({e})"
+        if times.shape != (self.lengths[index],):
+            return None, (f"{os.path.basename(path)} holds {times.shape} frame times for a clip of "
+                          f"{self.lengths[index]} frames")
+        return times[first:last + 1], None
 
 
 def _missing_message(opt, root, split):
@@ -103,8 +143,9 @@ def _check_frame_sizes(opt, shapes, folder):
         raise DataError(f"{folder}: shapes frames must be square, got {sorted(sizes)}")
 
 
-def get_dataset(opt: Namespace, split: str) -> VideoDataset:
-    """The checked data set of one split; raises DataError early, in the calling process."""
+def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDataset:
+    """The checked data set of one split; raises DataError early, in the calling process.
+    full_rate: items carry the window at every stored frame (VideoDataset)."""
     root = dataset_dir(opt)
     plan = make_plan(opt, split)  # size checks first: they need no files
     if opt.dataset == "shapes":
@@ -120,18 +161,25 @@ def get_dataset(opt: Namespace, split: str) -> VideoDataset:
     for path in paths:
         shape, dtype = read_header(path)
         length = check_clip(path, shape, dtype, float_data=opt.dataset == "hurricane")
-        if length < plan.min_length:
+        if length < plan.min_stored_length:
             short += 1
             continue
         files.append(path)
         lengths.append(length)
         shapes.append(shape)
     need = "--window_size with --irregular" if plan.irregular else "--sample_size"
+    if plan.frame_stride > 1:
+        need = (f"{plan.min_length} frames, one in every {plan.frame_stride}: {need} with "
+                f"--frame_stride {plan.frame_stride}")
     if short:
         print(f"[data] {opt.dataset} {split}: skipped {short} of {len(paths)} clips shorter than "
-              f"{plan.min_length} frames ({need})")
+              f"{plan.min_stored_length} frames ({need})")
     if not files:
-        raise DataError(f"{folder}: all {len(paths)} clips are shorter than {plan.min_length} "
+        raise DataError(f"{folder}: all {len(paths)} clips are shorter than {plan.min_stored_length} "
                         f"frames ({need}); lower it or use longer clips")
     _check_frame_sizes(opt, shapes, folder)
-    return VideoDataset(opt, split, root, files, lengths)
+    if plan.frame_stride > 1:
+        print(f"[data] {opt.dataset} {split}: one frame in every {plan.frame_stride} of each clip "
+              f"(--frame_stride {plan.frame_stride})" + ("; the frames between are kept for evaluation"
+                                                         if full_rate else ""))
+    return VideoDataset(opt, split, root, files, lengths, full_rate=full_rate)

@@ -119,6 +119,7 @@ def build_loaders(opt, distributed=False):
     return train_loader, test_loader
 
 
-def build_test_loader(opt, distributed=False):
-    """The test loader alone (the train split need not exist), as build_loaders makes it."""
-    return _loader(opt, get_dataset(opt, "test"), "test", False, distributed, 1)
+def build_test_loader(opt, distributed=False, full_rate=False):
+    """The test loader alone (the train split need not exist), as build_loaders makes it;
+    full_rate: batches also carry each window at every stored frame (get_dataset)."""
+    return _loader(opt, get_dataset(opt, "test", full_rate=full_rate), "test", False, distributed, 1)

@@ -6,6 +6,7 @@ from typing import Tuple
 import numpy as np
 
 from .errors import DataError
+from .timeaxis import stored_index, stored_length, strided_length
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,9 @@ class Plan:
     extrap: bool
     sample_size: int
     window_size: int
-    random_start: bool  # train split: random window start; test split: start 0
+    random_start: bool  # train split: random window start (and stride offset); test split: start 0
     test_time: bool     # test split during an evaluation phase
+    frame_stride: int = 1  # every k-th stored frame (dataloader/timeaxis.py, "Frame stride")
 
     @property
     def test_interp(self) -> bool:
@@ -30,8 +32,13 @@ class Plan:
 
     @property
     def min_length(self) -> int:
-        """Shortest usable clip."""
+        """Shortest usable clip, in strided frames."""
         return self.window_size if self.irregular else self.sample_size
+
+    @property
+    def min_stored_length(self) -> int:
+        """Shortest usable clip, in stored frames: min_length frames at every frame_stride-th."""
+        return stored_length(self.min_length, self.frame_stride)
 
 
 def make_plan(opt: Namespace, split: str) -> Plan:
@@ -42,7 +49,8 @@ def make_plan(opt: Namespace, split: str) -> Plan:
     return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap),
                 sample_size=int(opt.sample_size), window_size=int(opt.window_size),
                 random_start=split == "train",
-                test_time=split == "test" and opt.phase != "train")
+                test_time=split == "test" and opt.phase != "train",
+                frame_stride=int(getattr(opt, "frame_stride", 1) or 1))
 
 
 def check_sizes(opt: Namespace) -> None:
@@ -52,6 +60,9 @@ def check_sizes(opt: Namespace) -> None:
     data sets again when they are built from options read back from a run.
     """
     s, w = int(opt.sample_size), int(opt.window_size)
+    k = getattr(opt, "frame_stride", 1)
+    if k is not None and int(k) < 1:
+        raise DataError(f"--frame_stride must be >= 1 (1: every frame, k: every k-th frame), got {k}")
     if not opt.irregular:
         if s < 2 or s % 2:
             raise DataError(f"--sample_size must be even and >= 2 for regular sampling, got {s}: "
@@ -68,7 +79,25 @@ def check_sizes(opt: Namespace) -> None:
 
 
 def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames."""
+    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames.
+
+    With plan.frame_stride k > 1 the clip is first seen at every k-th frame from an offset (drawn
+    from the offsets that leave min_length frames on the train split, 0 on the test split), then
+    sampled as a clip of that lower frame rate; the indices are stored frames.
+    """
+    k = plan.frame_stride
+    if k == 1:
+        return _sample_frames(length, plan, rng)
+    offset = 0
+    if plan.random_start:
+        last = min(k - 1, length - plan.min_stored_length)
+        offset = int(rng.integers(0, last + 1)) if last > 0 else 0
+    idx, mask = _sample_frames(strided_length(length, k, offset), plan, rng)
+    return stored_index(idx, k, offset), mask
+
+
+def _sample_frames(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+    """sample_clip on a clip seen at every frame."""
     s, w = plan.sample_size, plan.window_size
     if not plan.irregular:
         start = int(rng.integers(0, length - s + 1)) if plan.random_start else 0

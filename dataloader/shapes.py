@@ -5,7 +5,7 @@ walls over a gradient background; some rotate, some pulse in size. Motion is clo
 time (bouncing = a triangle wave of the free path), so `render_clip` draws any clip at any
 real-valued time: frame k of a stored clip is the rendering at time k * frame_dt, with
 time measured in frames (frame_dt = 1). A run's model time t is stored frame
-t * timeaxis.source_frames_per_unit(opt) of its window.
+t * timeaxis.source_frames_per_unit(opt) * k of its window (k = --frame_stride).
 
 Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta.json
 with every clip's parameters. A run generates it on first use (`ensure_shapes_dataset`);

@@ -2,7 +2,6 @@
 import math
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch

@@ -206,7 +206,7 @@ def test_errors(runs, tmp_path, capsys):
     other.mkdir()
     saved = json.load(open(os.path.join(runs["interp"], "options.json")))
     json.dump({**saved, "dataset": "kth"}, open(other / "options.json", "w"))
-    with pytest.raises(RunError, match="only the moving shapes"):
+    with pytest.raises(RunError, match="or with --frame_stride k > 1"):
         eval_continuous(main.get_opt(["--phase", "eval_continuous", "--test_dir", str(other)]))
     with pytest.raises(RunError, match="must exceed the training horizon"):
         eval_continuous(opt_for(runs, "extrap", "--horizon", "9", "--no_lpips", phase="eval_continuous"))

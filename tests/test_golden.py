@@ -9,7 +9,7 @@ import functools
 import pytest
 import torch
 
-from tests.golden_utils import (batch_from_case, bias_feeding_norm, case_files, fill_discriminator,
+from tests.golden_utils import (batch_from_case, bias_feeding_norm, case_files,
                                 formula_codes, golden_dir, load, make_models)
 from models import train_step
 

@@ -10,7 +10,8 @@ unit of model time:
     video); test_met's in-between frames k/S are input frames k + 0.5.
   - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
   - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: original frame = t * timeaxis.source_frames_per_unit(opt).
+Ground truth of the shapes data: stored frame = t * timeaxis.source_frames_per_unit(opt) * k for
+model time t, i.e. input frame p * timeaxis.stored_frames_per_slot(opt) (k = --frame_stride).
 
 Starting time. The decoder ODE starts at the first time it is given. Its ODE is autonomous (docs/algorithm.md section 3),
 so only the spacing from the starting time matters; synthesize therefore always starts it where
@@ -44,12 +45,44 @@ def synthesize(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tenso
     are zeroed as in training. The ODE starts at the run's start (frame 0, or frame N when
     extrapolating); a start that was not requested is solved but not rendered.
     """
+    times = torch.tensor([float(t) for t in times], dtype=torch.float64)
+    return synthesize_per_clip(model, observed, mask, times.expand(observed.size(0), -1), rate, extrap)
+
+
+def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.Tensor]:
+    """Every clip's times (b, T) float64 (input frame units, increasing per clip) on one grid.
+
+    Returns (solve, keep): the increasing union of the times (within EPS one time), preceded by
+    `start` when no clip asks for it, and keep (b, len(solve)) bool, each clip's own T times.
+    """
+    b, n = times.shape
+    values = sorted(float(v) for v in times.flatten().tolist())
+    solve = [] if abs(values[0] - start) < EPS else [float(start)]
+    for v in values:
+        if not solve or v - solve[-1] >= EPS:
+            solve.append(v)
+    grid = torch.tensor(solve, dtype=torch.float64)
+    keep = torch.zeros(b, len(solve), dtype=torch.bool)
+    for i in range(b):
+        hit = (times[i, :, None] - grid[None, :]).abs() < EPS  # (T, S)
+        keep[i] = hit.any(0)
+        if int(keep[i].sum()) != n or not bool((hit.sum(1) == 1).all()):
+            raise ValueError(f"clip {i}: its {n} times are not distinct and increasing by at least {EPS}")
+    return solve, keep
+
+
+@torch.no_grad()
+def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor,
+                        times: torch.Tensor, rate: int, extrap: bool) -> torch.Tensor:
+    """synthesize with times of each clip: times (b, T) input frame units, increasing per clip.
+
+    One decoder ODE solve over the union of the clips' times (union_times); each clip's frames
+    are decoded and chained through its own T times only. observed (b, N, C, H, W), mask (b, N, 1)
+    -> (b, T, C, H, W), model scale. When every clip asks for the same times, this is synthesize.
+    """
     b, n = observed.shape[:2]
     start = float(n) if extrap else 0.0
-    times = [float(t) for t in times]
-    solve = times if abs(times[0] - start) < EPS else [start] + times
-    keep = torch.ones(b, len(solve), dtype=torch.bool)
-    keep[:, :len(solve) - len(times)] = False  # (b, T_solve): the unrequested start is not decoded
+    solve, keep = union_times(times.to(torch.float64).cpu(), start)
     obs_tp = model_times(range(n), rate)  # as time_steps(): k / R
     mask = mask.to(observed.dtype).reshape(b, n, 1)
     pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],

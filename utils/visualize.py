@@ -194,13 +194,15 @@ def _finite(v) -> bool:
 
 def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLike,
                           metrics: Sequence[tuple[str, str]] = METRICS,
-                          panel_size: tuple[float, float] = (4.0, 3.2), dpi: int = 100) -> np.ndarray:
+                          panel_size: tuple[float, float] = (4.0, 3.2), dpi: int = 100,
+                          xlabel: str = "predicted frame index", integer_x: bool = True) -> np.ndarray:
     """Metric curves over the predicted-frame index, drawn with matplotlib (Agg, no display).
 
     series: {name: per-index list of dicts}, e.g. {"model": summary["per_index"], "baseline":
     ...} from MetricAccumulator.summary(); each dict holds "index" (else its list position) and
     one value per metric key (None or NaN where not measured: that point is left out).
-    metrics: (key, panel title) pairs, one panel each, side by side.
+    metrics: (key, panel title) pairs, one panel each, side by side. xlabel: the x axis; with
+    integer_x False the "index" may be any number (eval_continuous: a position between frames).
     Writes a PNG to `path` atomically and returns the same image, (H, W, 3) uint8 RGB with
     H = panel_size[1] * dpi and W = len(metrics) * panel_size[0] * dpi (rounded).
     """
@@ -231,11 +233,12 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
                     transform=ax.transAxes)
             ax.set_yticks([])
         ax.set_title(title)
-        ax.set_xlabel("predicted frame index")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(xlabel)
+        if integer_x:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if ax.lines:
             ax.grid(True, color="0.9")
-    if len(indices) == 1:  # one frame index: one tick, not a fractional axis around it
+    if len(indices) == 1 and integer_x:  # one frame index: one tick, not a fractional axis around it
         (x,) = indices
         axes[0].set_xlim(x - 1, x + 1)
         axes[0].set_xticks([x])
