@@ -26,7 +26,7 @@ import torch
 from dataloader import batch_to_device, build_test_loader
 from dataloader.shapes import load_meta, render_clip
 from dataloader.timeaxis import frame_stride, model_times, slots_per_unit, stored_frames_per_slot
-from dataloader.transforms import transform_clip
+from dataloader.transforms import to_unit, transform_clip
 from runs import RunError, load_run, read_options
 from utils.atomic import atomic_write_json
 from utils.baselines import baseline_kind, blend_neighbours, last_observed, previous_observed
@@ -34,10 +34,6 @@ from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone
 from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
                             predicted_frames, synthesize, synthesize_per_clip)
 from utils.visualize import plot_metrics_by_index
-
-
-def _to_unit(x, run_opt):
-    return x * 0.5 + 0.5 if run_opt.input_norm else x
 
 
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
@@ -177,8 +173,8 @@ class HeldOut:
             base["blend"] = blend_neighbours(observed, batch["observed_tp"], mask, tp)
         # place within the interval: the position minus the slot it follows
         offset = times - torch.div(torch.arange(tf)[scored], self.d, rounding_mode="floor").to(torch.float64)
-        frames = {w: _to_unit(x.to(truth.dtype), run_opt) for w, x in (("model", pred), *base.items())}
-        gt = _to_unit(truth, run_opt)
+        frames = {w: to_unit(x.to(truth.dtype), run_opt.input_norm) for w, x in (("model", pred), *base.items())}
+        gt = to_unit(truth, run_opt.input_norm)
         for r, key in enumerate(keys):
             sel = (rows == r).to(pred.device)  # (b, Ts)
             if not bool(sel.any()):
@@ -318,8 +314,8 @@ def eval_continuous(opt: Namespace) -> dict:
                 base = last_observed(observed, mask).unsqueeze(1).expand_as(pred)
             else:
                 base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
-            accs[name][0].update(_to_unit(pred, run_opt), _to_unit(gt, run_opt))
-            accs[name][1].update(_to_unit(base, run_opt), _to_unit(gt, run_opt))
+            accs[name][0].update(to_unit(pred, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
+            accs[name][1].update(to_unit(base, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
     if not n_clips:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
     out = Path(opt.test_dir) / "continuous"

@@ -16,6 +16,7 @@ from PIL import Image
 
 import main
 from dataloader import build_test_loader
+from dataloader.transforms import to_unit
 from runs import merge_run_options, read_options
 from utils.atomic import atomic_write_json
 from utils.baselines import last_observed
@@ -54,9 +55,7 @@ def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> 
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
     run_opt = merge_run_options(opt, read_options(test_dir))
     batch = next(iter(build_test_loader(run_opt)))
-    obs = batch["observed_data"]  # (b, N, 3, H, W)
-    if run_opt.input_norm:
-        obs = obs * 0.5 + 0.5
+    obs = to_unit(batch["observed_data"], run_opt.input_norm)  # (b, N, 3, H, W)
     last = last_observed(obs, batch["observed_mask"])  # (b, 3, H, W)
     images = Path(test_dir) / "result_images"
     n = min(n_clips, obs.size(0))

@@ -28,7 +28,7 @@ import torch
 
 from dataloader import get_dataset
 from dataloader.timeaxis import model_times, slots_per_unit
-from dataloader.transforms import KTH_CROP, transform_clip
+from dataloader.transforms import KTH_CROP, to_unit, transform_clip
 from runs import RunError, load_run
 from utils.atomic import atomic_save_npy, atomic_write_json
 from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
@@ -167,10 +167,6 @@ def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, 
 
 # ------------------------------------------------------------------ generate
 
-def _to_unit(x, run_opt):
-    return x * 0.5 + 0.5 if run_opt.input_norm else x
-
-
 def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list[float], pred: torch.Tensor,
                   extrap: bool, info: dict) -> None:
     """frames.npy (T', H, W, 3) uint8 and times.json; generated.mp4/.gif and strip.png show the
@@ -206,7 +202,7 @@ def generate(opt: Namespace) -> dict:
     rate = slots_per_unit(run_opt)
     observed = x.unsqueeze(0).to(device)  # (1, N, C, H, W)
     m = torch.from_numpy(mask).reshape(1, n, 1).to(device)
-    pred = _to_unit(synthesize(model, observed, m, times, rate, run_opt.extrap)[0].float().cpu(), run_opt)
+    pred = to_unit(synthesize(model, observed, m, times, rate, run_opt.extrap)[0].float().cpu(), run_opt.input_norm)
     tag = "times" if opt.times is not None else f"x{opt.fps_factor or DEFAULT_FPS_FACTOR}"
     out = Path(opt.out) if opt.out else Path(opt.test_dir) / "generated" / f"{label}_{tag}"
     obs_t = [bool(abs(t - round(t)) < EPS and round(t) < n and mask[round(t)] > 0.5) for t in times]
@@ -217,7 +213,7 @@ def generate(opt: Namespace) -> dict:
             "model_times": model_times(times, rate).tolist(), "frames_per_model_time_unit": rate,
             "observed_time": obs_t, "fps_factor": fps_factor, "checkpoint": str(ckpt), "step": step,
             "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular)}
-    write_outputs(out, _to_unit(x, run_opt).float(), mask, times, pred, run_opt.extrap, info)
+    write_outputs(out, to_unit(x, run_opt.input_norm).float(), mask, times, pred, run_opt.extrap, info)
     print(f"[generate] {len(times)} frames at t = {fmt_time(times[0])} .. {fmt_time(times[-1])} (input frames) "
           f"from {n} input frames ({int(mask.sum())} observed); written to {out}")
     return {"out": str(out), "times": times, "frames": pred}

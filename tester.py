@@ -17,6 +17,7 @@ from torchvision.utils import save_image
 from tqdm import tqdm
 
 from dataloader import batch_to_device, build_test_loader
+from dataloader.transforms import to_unit
 from models.performance import autocast
 from models.vidode import select_steps
 from runs import RunError, describe_solver, environment_line, load_run
@@ -50,7 +51,7 @@ class Evaluator:
 
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Model scale -> [0, 1] (undoes --input_norm)."""
-        return x * 0.5 + 0.5 if self.run_opt.input_norm else x
+        return to_unit(x, self.run_opt.input_norm)
 
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

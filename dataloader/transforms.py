@@ -79,3 +79,9 @@ def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
         x = (x - np.float32(0.5)) / np.float32(0.5)
     # channels-last view, as the reference's ToTensor gives (values equal either way)
     return torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2)  # (T, C, H, W)
+
+
+def to_unit(x: torch.Tensor, input_norm: bool) -> torch.Tensor:
+    """Model scale -> [0, 1]: undoes --input_norm's (x - 0.5) / 0.5 (identity without it).
+    Any shape, e.g. (b, T, C, H, W)."""
+    return x * 0.5 + 0.5 if input_norm else x

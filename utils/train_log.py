@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from dataloader.transforms import to_unit
 from utils import distributed as dist
 from utils.visualize import save_grid
 
@@ -90,7 +91,7 @@ class TrainLog:
             self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def _display(self, x):
-        return x * 0.5 + 0.5 if self.opt.input_norm else x
+        return to_unit(x, self.opt.input_norm)
 
     def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
         """The average test loss (rank 0) and the image grid of the last test batch:
