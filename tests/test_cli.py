@@ -221,3 +221,18 @@ def test_bad_options_refused_at_parse_time(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main.get_opt(args)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,unused", [
+    (["--phase", "train", "--times", "0,1", "--no_lpips"], ["no_lpips", "times"]),
+    (["--phase", "test_met", "--test_dir", "RUN", "--fps_factor", "2", "--resume", "x"], ["fps_factor", "resume"]),
+    (["--phase", "generate", "--test_dir", "RUN", "--times", "0,1", "--save_images"], ["save_images"]),
+    (["--phase", "eval_continuous", "--test_dir", "RUN", "--fps_factor", "2", "--no_lpips"], []),
+])
+def test_options_a_phase_does_not_read_are_named(args, unused, capsys):
+    opt = main.get_opt(args)
+    err = capsys.readouterr().err
+    assert main.note_unused_options(opt) == unused
+    for k in unused:
+        assert f"--{k} (read by" in err
+    assert ("does not read" in err) == bool(unused)

@@ -228,7 +228,8 @@ def test_test_met_takes_data_root_from_the_run(tmp_path, capsys, monkeypatch):
     assert res["n_clips"] == 2
     shutil.move(str(data), str(tmp_path / "elsewhere"))
     for phase in ("test_met", "generate", "eval_continuous"):
-        code = main.main(["--phase", phase, "--test_dir", str(log_dir), "--no_lpips", "--workers", "0"])
+        lpips = [] if phase == "generate" else ["--no_lpips"]  # generate reads no --no_lpips (a note)
+        code = main.main(["--phase", phase, "--test_dir", str(log_dir), "--workers", "0"] + lpips)
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and "--data_root" in err and "moved" in err, err
         assert not (data / "shapes").exists()  # not silently generated again at the old place
