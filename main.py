@@ -17,16 +17,6 @@ from typing import Optional, Sequence
 DATASETS = ("kth", "penn", "mgif", "hurricane", "shapes", "custom")
 PHASES = ("train", "test_met", "generate", "eval_continuous")
 SOLVERS = ("dopri5", "euler", "adams", "rk4", "midpoint", "bosh3", "dopri8", "implicit_adams")
-EVAL_PHASES = ("test_met", "generate", "eval_continuous")
-# options that only some phases read; given to another phase they would change nothing, so a note says so
-PHASE_OPTIONS = {
-    "resume": ("train",), "sync_bn": ("train",),
-    "test_dir": EVAL_PHASES, "ckpt": EVAL_PHASES, "bn_running_stats": EVAL_PHASES,
-    "save_images": ("test_met",), "no_lpips": ("test_met", "eval_continuous"),
-    "offline": ("test_met", "eval_continuous"),
-    "input": ("generate",), "times": ("generate",), "observed": ("generate",), "out": ("generate",),
-    "fps_factor": ("generate", "eval_continuous"), "horizon": ("generate", "eval_continuous"),
-}
 
 
 def default_workers() -> int:
@@ -183,7 +173,8 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
 
 def note_unused_options(opt: argparse.Namespace) -> list[str]:
     """Print one note naming the options given on the command line that this phase does not read
-    (PHASE_OPTIONS); returns their names."""
+    (runs.PHASE_OPTIONS); returns their names."""
+    from runs import PHASE_OPTIONS
     unused = [k for k in getattr(opt, "explicit", ()) if k in PHASE_OPTIONS and opt.phase not in PHASE_OPTIONS[k]]
     if unused and os.environ.get("RANK", "0") == "0":
         print(f"note: --phase {opt.phase} does not read " + ", ".join(

@@ -51,10 +51,19 @@ RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "epoch", "device", "workers", "
 # ... of these, the ones that belong to this machine: the command line's value (given or default);
 # the others, when not given, are the run's
 MACHINE_OPTIONS = ("device", "workers", "num_threads")
+EVAL_PHASES = ("test_met", "generate", "eval_continuous")
+# options that only some phases read (main names those given to another phase, which ignores them)
+PHASE_OPTIONS = {
+    "resume": ("train",), "sync_bn": ("train",),
+    "test_dir": EVAL_PHASES, "ckpt": EVAL_PHASES, "bn_running_stats": EVAL_PHASES,
+    "save_images": ("test_met",), "no_lpips": ("test_met", "eval_continuous"),
+    "offline": ("test_met", "eval_continuous"),
+    "input": ("generate",), "times": ("generate",), "observed": ("generate",), "out": ("generate",),
+    "fps_factor": ("generate", "eval_continuous"), "horizon": ("generate", "eval_continuous"),
+}
 # options of this command or of the other phases: not part of a training run
-NOT_RUN_OPTIONS = ("phase", "resume", "test_dir", "ckpt", "log_dir", "checkpoint_dir", "explicit", "save_images",
-                   "no_lpips", "offline", "bn_running_stats", "input", "fps_factor", "times", "horizon",
-                   "observed", "out")
+NOT_RUN_OPTIONS = ("phase", "resume", "log_dir", "checkpoint_dir", "explicit") + tuple(
+    k for k, phases in PHASE_OPTIONS.items() if "train" not in phases)
 
 
 def resolve_device(name: Optional[str] = "auto") -> torch.device:
