@@ -36,6 +36,9 @@ from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
 from utils.visualize import plot_metrics_by_index
 
 
+METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")  # each row reports these
+
+
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
               horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
     """[(name, description, times, scored flags)] in input frame units for an N-frame input;
@@ -72,10 +75,9 @@ def shapes_truth(meta: dict, clip_ids: list[int], times: list[float], run_opt: S
 
 def _row(name, desc, times, scored, acc, acc_base):
     m, b = acc.summary(), acc_base.summary()
-    keys = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")
     return {"time_set": name, "description": desc, "n_frames": m["n_frames"],
             "scored_times": [t for t, s in zip(times, scored) if s],
-            "model": {k: m[k] for k in keys}, "baseline": {k: b[k] for k in keys}}
+            "model": {k: m[k] for k in METRIC_KEYS}, "baseline": {k: b[k] for k in METRIC_KEYS}}
 
 
 def _table(rows):
@@ -92,7 +94,6 @@ def _table(rows):
 
 # ---------------------------------------------------------------- held-out frames (--frame_stride)
 
-METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")
 WHO = ("model", "blend", "copy_last")
 
 
