@@ -24,15 +24,16 @@ from typing import Iterable, Optional
 
 import torch
 
-from dataloader.timeaxis import model_times
+from dataloader.timeaxis import model_times, source_frames_per_unit
 
 DEFAULT_FPS_FACTOR = 4
 EPS = 1e-6
 
 
 def predicted_frames(run_opt) -> int:
-    """Frames an extrapolation run was trained to predict after its observed half."""
-    n = int(run_opt.window_size if run_opt.irregular else run_opt.sample_size)
+    """Frames an extrapolation run was trained to predict after its observed half (of the
+    source_frames_per_unit frames of a window)."""
+    n = source_frames_per_unit(run_opt)
     return n - n // 2
 
 
