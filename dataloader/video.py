@@ -33,12 +33,12 @@ class SkipItem(Exception):
 @dataclass
 class Timeline:
     """When each decoded frame is shown, and the frame grid its container declares."""
-    decoded: int                   # frames decoded (or, from probe_any, frames the packets hold)
+    decoded: int                   # frames decoded (probe_gif: frames the GIF declares)
     times: Optional[np.ndarray]    # (decoded,) float64 seconds; None: no timestamps (frame folders)
     rate: Optional[float]          # the container's frame rate (1/s); None: no regular grid
     declared: Optional[int]        # frames the container's header declares; None if it does not say
     decoder: str                   # "pyav", "opencv", "pil" or "images"
-    fallback: Optional[str] = None  # why PyAV was not used, when it was not
+    fallback: Optional[str] = None  # why PyAV was not used, or how its times were mended
 
 
 @dataclass
@@ -88,9 +88,15 @@ def _rotate(arr, degrees):
 
 
 def _times_or_regular(times, rate):
-    """Decoded times, or (no pts at all) a regular grid from the first frame, marked as such."""
+    """Decoded times (sorted), or (no pts at all) a regular grid from the first frame; and a note.
+
+    A decoder yields its frames in presentation order, so their times are the sorted timestamps:
+    an AVI, which stores no presentation times, gives B-frames the packets' decode-order times."""
     if times and all(t is not None for t in times):
-        return np.asarray(times, dtype=np.float64), None
+        t = np.asarray(times, dtype=np.float64)
+        reordered = int(np.count_nonzero(np.diff(t) < 0))
+        return np.sort(t), (f"{reordered} timestamps out of presentation order (B-frames in a "
+                            "container without presentation times): sorted" if reordered else None)
     if rate is None:
         return None, "the frames carry no timestamps and the container no frame rate"
     first = next((t for t in times if t is not None), 0.0)
@@ -98,8 +104,9 @@ def _times_or_regular(times, rate):
         "some frames carry no timestamp: the regular grid is assumed"
 
 
-def decode_video(path) -> Decoded:
-    """A video file -> frames (T, H, W, 3) uint8 RGB and their Timeline."""
+def decode_video(path, pixels=True) -> Decoded:
+    """A video file -> frames (T, H, W, 3) uint8 RGB and their Timeline; with pixels=False the
+    frames are only sized (T, H, W, 0): the Timeline of a decode, without the colour conversion."""
     container, stream = _open_pyav(path)
     if container is None:
         return _decode_opencv(path, reason=stream)
@@ -108,7 +115,8 @@ def decode_video(path) -> Decoded:
     frames, times = [], []
     try:
         for frame in container.decode(stream):
-            frames.append(_rotate(frame.to_ndarray(format="rgb24"), frame.rotation))
+            frames.append(_rotate(frame.to_ndarray(format="rgb24"), frame.rotation) if pixels
+                          else np.empty((frame.height, frame.width, 0), np.uint8))
             times.append(frame.time)
     except av.error.FFmpegError as exc:
         raise SkipItem(f"PyAV stopped decoding after {len(frames)} frames ({exc})") from None
@@ -139,29 +147,14 @@ def _decode_opencv(path, reason):
     arr = _stack(frames)
     rate = float(fps) if fps and fps > 0 else None
     declared = int(count) if count and count > 0 else None
-    return Decoded(arr, Timeline(len(arr), np.asarray(times, dtype=np.float64), rate, declared,
-                                 "opencv", f"{reason}: read with OpenCV"))
+    t, note = _times_or_regular(times, rate)
+    return Decoded(arr, Timeline(len(arr), t, rate, declared, "opencv",
+                                 "; ".join(filter(None, [f"{reason}: read with OpenCV", note]))))
 
 
 def probe_video(path) -> Timeline:
-    """The Timeline of a video from its packets, without decoding (frame counts for a split)."""
-    container, stream = _open_pyav(path)
-    if container is None:
-        cap = cv2.VideoCapture(path)
-        count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
-        cap.release()
-        n = max(int(count), 0) if count else 0
-        rate = float(fps) if fps and fps > 0 else None
-        return Timeline(n, None, rate, n or None, "opencv", f"{stream}: OpenCV's frame count")
-    declared, rate = _stream_grid(stream)
-    try:
-        pts = sorted(float(p.pts * p.time_base) for p in container.demux(stream)
-                     if p.size and p.pts is not None)
-    except av.error.FFmpegError as exc:
-        raise SkipItem(f"PyAV cannot read its packets ({exc})") from None
-    finally:
-        container.close()
-    return Timeline(len(pts), np.asarray(pts, dtype=np.float64) if pts else None, rate, declared, "pyav")
+    """The Timeline a decode gives (frame counts and times for a split), without the pixels."""
+    return decode_video(path, pixels=False).timeline
 
 
 # --- GIFs and frame folders ---

@@ -32,10 +32,11 @@ from utils.atomic import atomic_save_npy, atomic_write_json
 
 from . import sources
 from .sources import PrepareError
-from .splits import SPLIT_BY
+from .splits import SPLIT_BY, empty_test
 
 REPORT = "prepare_report.json"
 SHOWN = 20  # sources and skips printed; the report holds them all
+SHOWN_CLIPS = 5  # refused clips named per source
 
 
 def run_items(items, dst, desc, progress=True):
@@ -97,7 +98,11 @@ def _frames_line(e):
     if e.get("held"):
         line += f"; --hold_frames repeated {e['held']}"
     if e.get("refused"):
-        line += f"; {e['refused']} of {e['clips']} clips refused (they skip frames: --hold_frames)"
+        lacking = e.get("lacking", {})
+        lacks = [f"{k}: {n}" for k, n in list(lacking.items())[:SHOWN_CLIPS]]
+        more = f", {len(lacking) - SHOWN_CLIPS} more" if len(lacking) > SHOWN_CLIPS else ""
+        line += (f"; {e['refused']} of {e['clips']} clips refused, frames lacking: "
+                 f"{', '.join(lacks)}{more} (--hold_frames repeats held frames to keep them)")
     if e.get("variable_durations"):
         line += "; frames last unequally (GIF durations, kept in the times file)"
     if e.get("fallback"):
@@ -110,9 +115,9 @@ def _flagged(e):
                 or e.get("variable_durations"))
 
 
-def report(name, dst, summary, out=None):
+def report(name, dst, summary, out=None, test_ratio=None):
     """Print what was written and skipped, per source what was decoded; refuse a run that
-    produced nothing usable."""
+    produced nothing usable, or no test split (unless --test_ratio 0 asked for none)."""
     out = out or sys.stdout
     w, p, s = summary["written"], summary["present"], summary["skipped"]
     print(f"prepare {name}: wrote {sum(w.values())} (train {w['train']}, test {w['test']}), "
@@ -134,9 +139,16 @@ def report(name, dst, summary, out=None):
     total = Counter(w) + Counter(p)
     if not total:
         raise PrepareError(f"nothing could be converted ({len(s)} sources skipped)")
-    for split in ("train", "test"):
-        if not total[split]:
-            print(f"warning: the {split} split is empty", file=out)
+    if not total["train"]:
+        print("warning: the train split is empty", file=out)
+    if not total["test"] and test_ratio == 0:
+        print("the test split is empty, as --test_ratio 0 asks", file=out)
+    elif not total["test"]:
+        raise PrepareError(empty_test(f"nothing in {os.path.join(dst, 'test')}; skipped and refused "
+                                      "sources above") if name in ("custom", "mgif") else
+                           f"the test split is empty (nothing in {os.path.join(dst, 'test')}), so a run "
+                           "would have nothing to evaluate on: the source's test videos were skipped "
+                           "or are missing (see above)")
     print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}", file=out)
     print(f"use it with: {usage_hint(name, dst)}", file=out)
 
@@ -291,7 +303,7 @@ def prepare(args):
     _warn_changed_options(previous, options, args.dst)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)
     write_report(args.dst, args.name, options, summary, split, previous)
-    report(args.name, args.dst, summary)
+    report(args.name, args.dst, summary, test_ratio=getattr(args, "test_ratio", None))
     return summary
 
 

@@ -16,7 +16,7 @@ from dataloader.video import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_an
                               decode_video, image_files, probe_any)
 
 from .resize import resize_shorter_antialiased, square
-from .splits import clip_test_count, describe, plan, seeded_split
+from .splits import clip_test_count, describe, empty_test, plan, seeded_split
 from .timing import check, cut_clips, frame_sequence, has_grid, sequence_length, usable
 
 KTH_NAME = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
@@ -87,8 +87,10 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loa
     if not clips:
         raise SkipItem(f"{len(index)} frames, shorter than --clip_len {clip_len}", report)
     keep = usable(clips, hold)
+    clip_name = (lambda c: f"{name}_{c.k:04d}") if clip_len else (lambda c: name)
     report.update(clips=len(clips), refused=len(clips) - len(keep))
     if len(keep) < len(clips):
+        report["lacking"] = {clip_name(c): c.missing for c in clips if c.missing}  # per refused clip
         what = f"{len(clips) - len(keep)} of {len(clips)} clips skip" if clip_len else "the video skips"
         report["refused_reason"] = (
             f"{what} frames of the {tl.rate:g} fps grid ({report['missing']} of {report['on_grid']} "
@@ -97,7 +99,7 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loa
         if not keep:
             raise SkipItem(report["refused_reason"], report)
     frames = prep(decoded.frames)
-    outputs = [Output(split, f"{name}_{c.k:04d}" if clip_len else name, frames[c.index], c.times)
+    outputs = [Output(split, clip_name(c), frames[c.index], c.times)
                for c, split in zip(keep, split_of(len(keep)))]
     return Loaded(outputs, report)
 
@@ -341,7 +343,7 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, ou
         raise PrepareError("--split_by clip puts the last clips of every video in test: give "
                            "--clip_len N to cut the videos into clips (or use --split_by video)")
     names = {_name(p, src): p for p in find(src)}
-    videos = []
+    videos = []  # the split is chosen over the clips that will be written: refused ones left out
     for n, p in sorted(names.items()):
         try:
             tl = probe_any(p)
@@ -353,6 +355,9 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, ou
         return [], None
     test_clips = plan(videos, by, test_ratio, seed)
     record = describe(videos, test_clips, by, test_ratio, seed, clip_len, out=out)
+    if test_ratio > 0 and not sum(test_clips.values()) and any(c for _, _, c in videos):
+        raise PrepareError(empty_test(f"videos with clips to write: {sum(1 for *_, c in videos if c)} "
+                                      f"of {len(videos)}"))
     items = []
     for n, _, _ in videos:
         if by == "clip":

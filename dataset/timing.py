@@ -1,13 +1,17 @@
 """Decoded frames against their container's frame grid: gaps, duplicates, held frames, clips.
 
-A frame's place on the grid is round((t - t_first) * rate). A container that holds a frame
-(an AVI's zero-length chunk, a pts that skips values) leaves grid places without a frame:
-cutting clips from the decoded frames alone would compress time. With `hold`, each frame is
-repeated until the next one's place (a frame whose next pts is k intervals later appears k
-times) and the times are the grid's; without it, a clip that spans a missing place is refused.
+The grid has the container's frame rate, placed on the decoded (sorted) times: a first pass
+puts each frame at round((t - t_first) * rate), a least-squares line through (place, time)
+then gives the grid's phase and period (a first pts != 0, times rounded to the time base,
+a 1001-denominator rate, a jittering clock), and each frame's place is the nearest slot of that
+line. A slot with no frame within half a period is missing. A container that holds a frame
+(an AVI's zero-length chunk, a pts that skips values) leaves slots missing: cutting clips from
+the decoded frames alone would compress time. With `hold`, each frame is repeated until the
+next one's place (a frame whose next pts is k intervals later appears k times) and the times
+are the grid's; without it, a clip that spans a missing slot is refused.
 """
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -20,11 +24,23 @@ def has_grid(tl: Timeline) -> bool:
     return tl.times is not None and tl.rate is not None and tl.decoded > 0
 
 
-def positions(tl: Timeline) -> np.ndarray:
-    """Grid place of each decoded frame (decoded,) int64; 0, 1, 2, ... without a grid."""
+def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
+    """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds);
+    without a grid: slots 0, 1, 2, ... and no times (nan)."""
     if not has_grid(tl):
-        return np.arange(tl.decoded, dtype=np.int64)
-    return np.rint((tl.times - tl.times[0]) * tl.rate).astype(np.int64)
+        return np.arange(tl.decoded, dtype=np.int64), np.nan, np.nan
+    t0, period = tl.times[0], 1.0 / tl.rate
+    pos = np.rint((tl.times - t0) / period)
+    if pos[-1] > pos[0]:
+        period, t0 = np.polyfit(pos, tl.times, 1)
+        pos = np.rint((tl.times - t0) / period)
+        t0, pos = t0 + pos[0] * period, pos - pos[0]
+    return pos.astype(np.int64), float(t0), float(period)
+
+
+def positions(tl: Timeline) -> np.ndarray:
+    """Grid slot of each decoded frame (decoded,) int64; 0, 1, 2, ... without a grid."""
+    return grid(tl)[0]
 
 
 def grid_length(tl: Timeline, pos: np.ndarray) -> int:
@@ -58,12 +74,11 @@ def frame_sequence(tl: Timeline, hold: bool):
     Returns (index (N,) int into the decoded frames, times (N,) float64 seconds or None,
     skipped (N,) int: grid places missing just before each step, 0 with `hold`).
     """
-    pos = positions(tl)
+    pos, t0, period = grid(tl)
     if hold and has_grid(tl):
-        order = np.argsort(pos, kind="stable")
         slots = np.arange(grid_length(tl, pos))
-        index = order[np.searchsorted(pos[order], slots, side="right") - 1]  # last frame at or before
-        return index, tl.times[0] + slots / tl.rate, np.zeros(len(slots), np.int64)
+        index = np.searchsorted(pos, slots, side="right") - 1  # the last frame at or before
+        return index, t0 + slots * period, np.zeros(len(slots), np.int64)
     skipped = np.concatenate([[0], np.maximum(np.diff(pos) - 1, 0)]).astype(np.int64)
     return np.arange(tl.decoded), tl.times, skipped
 
