@@ -313,10 +313,16 @@ def _media(src, with_videos=True, with_gifs=True, with_folders=True):
     return found
 
 
-def _name(path, base):
-    rel = os.path.relpath(path, base)
-    stem = rel if os.path.isdir(path) else os.path.splitext(rel)[0]
-    return _safe(stem.replace(os.sep, "__"))
+def _names(paths, base):
+    """{output name: path}; two sources that would share a name (a.avi, a.mp4) are refused."""
+    names = {}
+    for path in paths:
+        rel = os.path.relpath(path, base)
+        name = _safe((rel if os.path.isdir(path) else os.path.splitext(rel)[0]).replace(os.sep, "__"))
+        if name in names:
+            raise PrepareError(f"{names[name]} and {path} would both be written as {name}: rename one")
+        names[name] = path
+    return names
 
 
 def _split_folders(src):
@@ -335,14 +341,14 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, ou
         for split in ("train", "test"):
             base = os.path.join(src, split)
             if os.path.isdir(base):
-                items += [_media_item(split, p, _name(p, base), prep, clip_len, hold, one_split(split))
-                          for p in find(base)]
+                items += [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
+                          for n, p in _names(find(base), base).items()]
         return items, None
     by = split_by or "video"
     if by == "clip" and not clip_len:
         raise PrepareError("--split_by clip puts the last clips of every video in test: give "
                            "--clip_len N to cut the videos into clips (or use --split_by video)")
-    names = {_name(p, src): p for p in find(src)}
+    names = _names(find(src), src)
     videos = []  # the split is chosen over the clips that will be written: refused ones left out
     for n, p in sorted(names.items()):
         try:

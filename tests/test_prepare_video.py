@@ -35,21 +35,23 @@ def level(p):
     return (8 * p) % 256
 
 
-def make_video(path, pts, codec="mjpeg", size=64, rate=RATE):
-    """A video whose frame at time pts/rate is uniformly grey level(pts). In an AVI, skipped
-    pts become zero-length chunks (held frames) that the header counts; in an MP4 the header
-    counts only the frames written."""
+def make_video(path, pts, codec="mjpeg", size=64, rate=RATE, time_base=None, b_frames=0, **options):
+    """A video whose frame at time pts x time_base (1/rate by default) is uniformly grey
+    level(pts). In an AVI, skipped pts become zero-length chunks (held frames) that the header
+    counts; in an MP4 the header counts only the frames written. `options`: the encoder's."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    time_base = time_base or 1 / fractions.Fraction(rate)
     with av.open(str(path), "w") as c:
-        s = c.add_stream(codec, rate=rate)
+        s = c.add_stream(codec, rate=rate, options=options)
         s.width = s.height = size
         s.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        s.time_base = fractions.Fraction(1, rate)
+        s.time_base = s.codec_context.time_base = time_base
+        s.codec_context.max_b_frames = b_frames
         if codec != "mjpeg":
             s.bit_rate = 20_000_000  # grey levels 8 apart stay apart
         for p in pts:
             f = av.VideoFrame.from_ndarray(np.full((size, size, 3), level(p), np.uint8), format="rgb24")
-            f.pts = p
+            f.pts, f.time_base = int(p), time_base
             for packet in s.encode(f):
                 c.mux(packet)
         for packet in s.encode():
@@ -171,6 +173,59 @@ def test_kth_hold_frames(tmp_path):
                        np.arange(20) / RATE)
 
 
+# --- real containers: 1001-denominator rates, B-frames, VFR, zero-length chunks ---
+
+NTSC_FILM = fractions.Fraction(24000, 1001)  # 23.976 fps
+
+
+def test_real_containers_all_frames_present_write_all_clips(tmp_path, capsys):
+    src = tmp_path / "videos"
+    jitter = np.random.default_rng(0).uniform(-0.3, 0.3, 96)
+    make_video(src / "xvid.avi", range(96), "mpeg4", rate=NTSC_FILM, b_frames=2, vtag="XVID")
+    make_video(src / "h264.mp4", range(96), "libx264", rate=NTSC_FILM, bf="2")
+    # an AVI stores no presentation times: its B-frames come with decode-order times
+    make_video(src / "h264_avi.avi", range(96), "libx264", rate=NTSC_FILM, bf="2")
+    # a phone's clock: 30 fps, +-0.3 frame of jitter, 1/90000 time base (its mean rate: 29.94)
+    make_video(src / "vfr.mp4", np.rint((np.arange(96) + jitter) * 3000), "libx264",
+               time_base=fractions.Fraction(1, 90000))
+    # a phone in low light: 30 fps, then 15 fps for 12 frames (held: 12 slots missing), then 30
+    slow = np.concatenate([np.arange(24), 24 + 2 * np.arange(12), 48 + np.arange(48)])
+    make_video(src / "vfr_slow.mp4", slow * 3000, "libx264", time_base=fractions.Fraction(1, 90000))
+    # held frames: zero-length chunks at places 30, 31 and 60 of an XviD AVI
+    make_video(src / "held.avi", [p for p in range(96) if p not in (30, 31, 60)], "mpeg4",
+               rate=NTSC_FILM, vtag="XVID")
+    with av.open(str(src / "h264.mp4")) as c:
+        assert c.streams.video[0].codec_context.has_b_frames
+    with av.open(str(src / "h264_avi.avi")) as c:  # the fixture: frames leave the decoder out of pts order
+        pts = [f.pts for f in c.decode(video=0)]
+    assert pts != sorted(pts)
+    dst = tmp_path / "out"
+    run("custom", str(src), str(dst), "--size", "16", "--clip_len", "24", "--split_by", "clip",
+        "--test_ratio", "0.25")
+    out = capsys.readouterr().out
+    rep, by = entries(dst)
+    counts = {n: (e["declared"], e["decoded"], e["on_grid"], e["missing"], e["refused"]) for n, e in by.items()}
+    assert counts == {"xvid.avi": (96, 96, 96, 0, 0), "h264.mp4": (96, 96, 96, 0, 0),
+                      "h264_avi.avi": (96, 96, 96, 0, 0), "vfr.mp4": (96, 96, 96, 0, 0),
+                      "vfr_slow.mp4": (84, 84, 96, 12, 1), "held.avi": (96, 93, 96, 3, 2)}
+    assert "out of presentation order" in by["h264_avi.avi"]["fallback"]
+    written = names(dst, "train") + names(dst, "test")
+    for video in ("xvid", "h264", "h264_avi", "vfr"):  # every clip, the last of each in test
+        assert sorted(n for n in written if n[:-5] == video) == [f"{video}_{k:04d}" for k in range(4)]
+        assert f"{video}_0003" in names(dst, "test")
+    # the AVI's frames in presentation order, with the sorted times; the phone's own times kept
+    clip = np.load(dst / "train" / "h264_avi_0001.npy")
+    assert np.abs(grey(clip) - [level(p) for p in range(24, 48)]).max() <= 4
+    assert np.allclose(np.diff(np.load(dst / "train" / "h264_avi_0001.times.npy")), 1001 / 24000)
+    vfr_times = np.load(dst / "train" / "vfr_0001.times.npy")
+    assert np.allclose(np.diff(vfr_times), np.diff(np.rint((np.arange(24, 48) + jitter[24:48]) * 3000)) / 90000)
+    # held frames and the slow stretch stay flagged; each refused clip says what it lacks
+    assert by["held.avi"]["gap"] and by["held.avi"]["lacking"] == {"held_0001": 2, "held_0002": 1}
+    assert "2 of 3 clips refused, frames lacking: held_0001: 2, held_0002: 1 (--hold_frames" in out
+    assert by["vfr_slow.mp4"]["gap"] and by["vfr_slow.mp4"]["lacking"] == {"vfr_slow_0001": 12}
+    assert sorted(n for n in written if n.startswith("vfr_slow")) == ["vfr_slow_0000", "vfr_slow_0002"]
+
+
 def test_frame_sequence_repeats_and_drops():
     # places 0, 1, 1, 2, 5: a frame whose next timestamp is k intervals later appears k times
     tl = Timeline(5, np.array([0, 1, 1, 2, 5]) / 10.0, 10.0, None, "pyav")
@@ -287,6 +342,33 @@ def test_split_by_clip(three_videos, tmp_path, capsys):
     assert np.allclose(np.load(dst / "test" / "a_0009.times.npy"), np.arange(36, 40) / RATE)
     with pytest.raises(PrepareError, match="give --clip_len N"):
         run("custom", str(three_videos), str(tmp_path / "x"), "--split_by", "clip")
+
+
+def test_split_counts_only_clips_written_and_test_is_never_empty(tmp_path, capsys):
+    src = tmp_path / "videos"
+    make_video(src / "a.avi", range(40), size=16)
+    make_video(src / "held.avi", range(0, 80, 2), size=16)  # every clip skips frames: none written
+    dst = tmp_path / "out"
+    # one video with clips to write cannot give both splits: an error naming the fixes, nothing written
+    assert prepare.main(["custom", str(src), str(dst), "--clip_len", "10", "--size", "16", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the test split is empty (videos with clips to write: 1 of 2)" in err
+    assert "give more videos" in err and "--split_by clip" in err and not os.path.exists(dst)
+    make_video(src / "b.avi", range(20), size=16)
+    run("custom", str(src), str(dst), "--clip_len", "10", "--size", "16", "--test_ratio", "0.3")
+    out = capsys.readouterr().out
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith("  ") and ln.split()[0] in ("a", "b", "held")]
+    assert rows == [["a", "40", "4", "train"], ["b", "20", "2", "test"], ["held", "40", "0", "-"]]
+    assert names(dst, "test") == ["b_0000", "b_0001"] and len(names(dst, "train")) == 4
+    # the same with whole splits given by the source: an empty test split fails the run too
+    kth = tmp_path / "kth"
+    make_video(kth / "person01_walking_d1_uncomp.avi", range(12), size=16)
+    assert prepare.main(["kth", str(kth), str(tmp_path / "k"), "--quiet"]) == 2
+    assert "the test split is empty" in capsys.readouterr().err
+    # two sources that would share an output name are refused, not one of them lost
+    make_video(src / "a.mp4", range(12), codec="mpeg4", size=16)
+    with pytest.raises(PrepareError, match=r"a.avi and .*a.mp4 would both be written as a: rename one"):
+        run("custom", str(src), str(tmp_path / "x"), "--clip_len", "10")
 
 
 def test_video_test_set_search():
