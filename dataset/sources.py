@@ -93,7 +93,7 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loa
         report["lacking"] = {clip_name(c): c.missing for c in clips if c.missing}  # per refused clip
         what = f"{len(clips) - len(keep)} of {len(clips)} clips skip" if clip_len else "the video skips"
         report["refused_reason"] = (
-            f"{what} frames of the {tl.rate:g} fps grid ({report['missing']} of {report['on_grid']} "
+            f"{what} frames of the {report['rate']:g} fps grid ({report['missing']} of {report['on_grid']} "
             "frames missing: held frames?); they are not written, since their time would be "
             "compressed: --hold_frames repeats held frames instead")
         if not keep:

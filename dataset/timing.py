@@ -1,14 +1,16 @@
 """Decoded frames against their container's frame grid: gaps, duplicates, held frames, clips.
 
-The grid has the container's frame rate, placed on the decoded (sorted) times: a first pass
-puts each frame at round((t - t_first) * rate), a least-squares line through (place, time)
-then gives the grid's phase and period (a first pts != 0, times rounded to the time base,
-a 1001-denominator rate, a jittering clock), and each frame's place is the nearest slot of that
-line. A slot with no frame within half a period is missing. A container that holds a frame
-(an AVI's zero-length chunk, a pts that skips values) leaves slots missing: cutting clips from
-the decoded frames alone would compress time. With `hold`, each frame is repeated until the
-next one's place (a frame whose next pts is k intervals later appears k times) and the times
-are the grid's; without it, a clip that spans a missing slot is refused.
+The frames' times are sorted (presentation order, as dataloader.video gives them). The grid
+starts from the container's frame rate and the first frame: each frame goes to the slot
+round((t - t_first) * rate); a least-squares line through (slot, time) then fits the grid's
+phase and period to the times (a first pts != 0, times rounded to the time base, a
+1001-denominator rate, a mean rate off by a jittering clock), and each frame goes to the
+nearest slot of that line. A slot with no frame within half a period is missing. A container
+that holds a frame (an AVI's zero-length chunk, a pts that skips values, a phone dropping to
+15 fps) leaves slots missing: cutting clips from the decoded frames alone would compress time.
+With `hold`, each frame is repeated until the next one's slot (a frame whose next pts is k
+periods later appears k times) and the times are the grid's; without it, a clip that spans a
+missing slot is refused.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -38,28 +40,25 @@ def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
     return pos.astype(np.int64), float(t0), float(period)
 
 
-def positions(tl: Timeline) -> np.ndarray:
-    """Grid slot of each decoded frame (decoded,) int64; 0, 1, 2, ... without a grid."""
-    return grid(tl)[0]
-
-
 def grid_length(tl: Timeline, pos: np.ndarray) -> int:
-    """Places on the grid: up to the last frame, or the header's count where it declares more
+    """Slots on the grid: up to the last frame, or the header's count where it declares more
     (trailing held frames)."""
     n = int(pos.max()) + 1 if len(pos) else 0
     return max(n, tl.declared or 0) if has_grid(tl) else n
 
 
 def check(tl: Timeline) -> dict:
-    """The report's numbers: declared, decoded, on_grid (expected), missing, duplicates, gap."""
-    pos = positions(tl)
+    """The report's numbers: declared, decoded, rate (the grid's), on_grid (expected), missing,
+    duplicates, gap."""
+    pos, _, period = grid(tl)
     distinct = len(np.unique(pos))
     if has_grid(tl):
         expected = grid_length(tl, pos)
     else:
         expected = max(tl.decoded, tl.declared or 0)
     missing = expected - distinct
-    out = {"declared": tl.declared, "decoded": tl.decoded, "rate": tl.rate, "on_grid": expected,
+    rate = float(f"{1 / period:.9g}") if has_grid(tl) else tl.rate  # the grid's, fitted
+    out = {"declared": tl.declared, "decoded": tl.decoded, "rate": rate, "on_grid": expected,
            "missing": missing, "duplicates": tl.decoded - distinct,
            "gap": bool(missing > GAP_SHARE * expected)}
     if tl.times is not None and not has_grid(tl) and tl.decoded > 1:

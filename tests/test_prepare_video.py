@@ -209,6 +209,7 @@ def test_real_containers_all_frames_present_write_all_clips(tmp_path, capsys):
                       "h264_avi.avi": (96, 96, 96, 0, 0), "vfr.mp4": (96, 96, 96, 0, 0),
                       "vfr_slow.mp4": (84, 84, 96, 12, 1), "held.avi": (96, 93, 96, 3, 2)}
     assert "out of presentation order" in by["h264_avi.avi"]["fallback"]
+    assert by["xvid.avi"]["rate"] == by["h264.mp4"]["rate"] == round(24000 / 1001, 6)
     written = names(dst, "train") + names(dst, "test")
     for video in ("xvid", "h264", "h264_avi", "vfr"):  # every clip, the last of each in test
         assert sorted(n for n in written if n[:-5] == video) == [f"{video}_{k:04d}" for k in range(4)]
