@@ -16,9 +16,12 @@ clips and the split. Each file is written atomically; files already present are 
 interrupted run finishes when started again.
 
 Videos with held frames (an AVI's zero-length chunks, timestamps that skip): a clip that would
-skip frames of the container's frame grid is refused, since its time would be compressed;
---hold_frames repeats each held frame instead (a frame whose next timestamp is k frame
-intervals later appears k times), so the clip sits on the grid.
+skip frames of the container's frame grid is refused, since its time would be compressed (the
+summary says how many frames each refused clip lacks); --hold_frames repeats each held frame
+instead (a frame whose next timestamp is k frame intervals later appears k times), so the clip
+sits on the grid. Without train/ and test/ folders the split counts only the clips that will be
+written; a preparation that would leave the test split empty stops with an error (exit 2) naming
+the fixes, unless --test_ratio 0 asks for no test split.
 """
 import argparse
 import json
