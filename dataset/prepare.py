@@ -147,11 +147,9 @@ def report(name, dst, summary, out=None, test_ratio=None):
     if not total["test"] and test_ratio == 0:
         print("the test split is empty, as --test_ratio 0 asks", file=out)
     elif not total["test"]:
-        raise PrepareError(empty_test(f"nothing in {os.path.join(dst, 'test')}; skipped and refused "
-                                      "sources above") if name in ("custom", "mgif") else
-                           f"the test split is empty (nothing in {os.path.join(dst, 'test')}), so a run "
-                           "would have nothing to evaluate on: the source's test videos were skipped "
-                           "or are missing (see above)")
+        why = f"nothing in {os.path.join(dst, 'test')}: see the sources above"
+        raise PrepareError(empty_test(why) if name in ("custom", "mgif") else
+                           empty_test(why, "the source's test videos were skipped or are missing"))
     print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}", file=out)
     print(f"use it with: {usage_hint(name, dst)}", file=out)
 

@@ -61,11 +61,10 @@ def video_test_set(clips: Dict[str, int], test_ratio: float, seed: int) -> set:
     return test
 
 
-def empty_test(why: str) -> str:
+def empty_test(why: str, fix: str = "give more videos, or cut them into clips and put the last "
+               "clips of every video in test (--clip_len N --split_by clip)") -> str:
     """The error of a preparation whose test split would be empty (a run could not evaluate)."""
-    return (f"the test split is empty ({why}), so a run would have nothing to evaluate on: give "
-            "more videos, or cut them into clips and put the last clips of every video in test "
-            "(--clip_len N --split_by clip)")
+    return f"the test split is empty ({why}), so a run would have nothing to evaluate on: {fix}"
 
 
 def plan(videos: List[Tuple[str, int, int]], by: str, test_ratio: float, seed: int) -> Dict[str, int]:

@@ -71,7 +71,7 @@ def frame_sequence(tl: Timeline, hold: bool):
     """The decoded frame shown at each step of the output, and when.
 
     Returns (index (N,) int into the decoded frames, times (N,) float64 seconds or None,
-    skipped (N,) int: grid places missing just before each step, 0 with `hold`).
+    skipped (N,) int: grid slots missing just before each step, 0 with `hold`).
     """
     pos, t0, period = grid(tl)
     if hold and has_grid(tl):
