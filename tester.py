@@ -20,7 +20,7 @@ from dataloader import batch_to_device, build_test_loader
 from dataloader.transforms import to_unit
 from models.performance import autocast
 from models.vidode import select_steps
-from runs import RunError, describe_solver, environment_line, load_run
+from runs import RunError, describe_run, load_run
 from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
 from utils.baselines import baseline_kind, blend_neighbours, last_observed
@@ -136,7 +136,7 @@ def test_met(opt: Namespace) -> dict:
     run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
-        print(f"[test_met] {environment_line(device)}; {describe_solver(run_opt)}")
+        print(f"[test_met] {describe_run(run_opt, device)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
     loader = build_test_loader(run_opt)
     lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)
