@@ -19,7 +19,7 @@ import trainer
 from dataloader.loaders import ResumableSampler
 from dataloader.shapes import generate_shapes_dataset
 from test_cli import REPO, base_args, losses, train_run
-from utils.atomic import is_temp_name, remove_stale_temps, temp_path_for
+from utils.atomic import TEMP_RE, remove_stale_temps, temp_path_for
 from utils.checkpoint import list_checkpoints
 from utils.train_state import TrainState, batches_per_epoch
 
@@ -251,12 +251,12 @@ def test_given_options_are_recorded():
 def test_temp_names_never_end_in_pth_or_json(tmp_path):
     for name in ("ckpt_00000036.pth", "options.json", "x.npy", "grid.png"):
         tmp = Path(temp_path_for(tmp_path / name))
-        assert tmp.name.endswith(".tmp") and tmp.name.startswith(f".{name}.") and is_temp_name(tmp.name)
+        assert tmp.name.endswith(".tmp") and tmp.name.startswith(f".{name}.") and TEMP_RE.match(tmp.name)
     assert temp_path_for(tmp_path / "v.mp4", keep_suffix=True).endswith(".tmp.mp4")
     for name in ("c.pth", "r.json"):
         with pytest.raises(ValueError, match="must not end in"):
             temp_path_for(tmp_path / name, keep_suffix=True)
-    assert not is_temp_name("ckpt_00000036.pth") and not is_temp_name("ckpt_00003000.pth.tmp")
+    assert not TEMP_RE.match("ckpt_00000036.pth") and not TEMP_RE.match("ckpt_00003000.pth.tmp")
 
 
 def test_kill_9_during_a_checkpoint_write_leaves_a_temp_that_a_resume_removes(data_root, tmp_path, capsys):
