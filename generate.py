@@ -79,7 +79,8 @@ def _array_frames(x, source, run_opt):
     """A (T, H, W, C) array as stored -> (T, C, S, S) float32 tensor, transformed as the data set does."""
     x = np.asarray(x)
     if x.ndim != 4 or x.shape[0] == 0:
-        raise RunError(f"{source}: expected frames (T, H, W, 3), got shape {x.shape}")
+        raise RunError(f"{source}: expected frames (T, H, W, 3), at least one, got shape {x.shape} "
+                       f"({'no frames' if x.ndim == 4 else 'not 4-d'})")
     if x.shape[-1] not in (1, 3) and run_opt.dataset != "hurricane":
         raise RunError(f"{source}: frames have {x.shape[-1]} channels; expected 3 (RGB) or 1 (grey), "
                        "channels last: (T, H, W, 3)")
