@@ -1,16 +1,10 @@
-"""eval_continuous: the generator scored at times it never saw in training.
-
-Two sources of truth:
-  - analytic (--dataset shapes): the moving shapes have a true frame at any time; scored at the
-    training grid, between its points at --fps_factor times the rate and (extrapolation runs)
-    beyond the training horizon, against the trivial baseline.
-  - held-out frames (any data set trained with --frame_stride k > 1): the stored frames the
-    stride skipped are real frames at unseen times; scored per position between consecutive
-    input frames (the grid and the k - 1, or 2k - 1 in regular interpolation, frames between),
-    beside a linear blend of the neighbouring observed frames and copy-last. Where a clip has
-    frame times (<name>.times.npy) the frames between are placed at their real times.
-A shapes run with a stride gets both. Times are in frame units of the observed input (see
-utils/timeline.py); the stride's convention is dataloader/timeaxis.py's.
+"""eval_continuous: the generator scored at times it never saw in training (times in frame units
+of the observed input, utils/timeline.py), against the trivial baselines. Two sources of truth:
+  - analytic (--dataset shapes): a true frame at any time; scored at the training grid, at
+    --fps_factor times its rate and (extrapolation) beyond the training horizon;
+  - held-out frames (--frame_stride k > 1, any data set): the stored frames the stride skipped,
+    scored per position between consecutive input frames (placed at their real times where the
+    clip has <name>.times.npy), beside a linear blend and copy-last.
 """
 import math
 from argparse import Namespace
@@ -99,17 +93,12 @@ WHO = ("model", "blend", "copy_last")
 
 def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
-    """What each stored frame of a full-rate window is, for the rows of the held-out table.
-
-    n_frames stored frames from slot 0 (D = stored_frames_per_slot apart), n_obs observed input
-    frames, mask (b, n_obs, 1) the observed mask. Returns (scored (n_frames,) bool: the frames
-    between the first and last observed input frame (interpolation) or from the first predicted
-    slot on (extrapolation), row keys [(kind, m)] of the scored frames in order, and row (b, Ts)
-    int: each clip's row of each scored frame). kind: "observed" (an observed input frame),
-    "grid" (a strided frame the model does not observe: the predicted slots, the unobserved slots,
-    regular interpolation's odd frames), "held_out" (skipped by the stride); m: the frame's place
-    in its interval, position m / D.
-    """
+    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0,
+    D = stored_frames_per_slot apart; n_obs input frames, mask (b, n_obs, 1)) -> (scored
+    (n_frames,) bool: from the first to the last observed input frame, or from the first predicted
+    slot on; row keys [(kind, m)]; rows (b, Ts) int, each clip's row of each scored frame). kind:
+    "observed" (an observed input frame), "grid" (a strided frame the model does not observe) or
+    "held_out" (skipped by the stride); m / D: the frame's position in its interval."""
     d = stored_frames_per_slot(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
@@ -151,12 +140,6 @@ class HeldOut:
         self.offsets: dict[tuple[str, int], list[float]] = {}
         self.placement: Counter = Counter()
 
-    def _acc(self, key):
-        if key not in self.accs:
-            self.accs[key] = {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO}
-            self.offsets[key] = []
-        return self.accs[key]
-
     @torch.no_grad()
     def update(self, model: torch.nn.Module, batch: dict) -> None:
         """Predict every scored stored frame of the batch's windows and add its metrics."""
@@ -181,10 +164,10 @@ class HeldOut:
             if not bool(sel.any()):
                 continue
             for row in (key, ("all", 0)) if key[0] == "held_out" else (key,):  # and the pooled row
-                acc = self._acc(row)
+                acc = self.accs.setdefault(row, {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO})
                 for who, x in frames.items():
                     acc[who].update(x[sel][None], gt[sel][None])  # (1, n_r, C, H, W)
-                self.offsets[row] += offset[sel.cpu()].tolist()
+                self.offsets.setdefault(row, []).extend(offset[sel.cpu()].tolist())
         self.placement.update(batch["full_rate_placement"])
 
     def rows(self) -> list[dict]:
@@ -224,13 +207,11 @@ def eval_continuous(opt: Namespace) -> dict:
     training horizon) and, for a --frame_stride run, at the stored frames the stride skipped.
     Writes <run>/continuous/results.json (and held_out.png)."""
     saved = read_options(opt.test_dir)
-    stride = int(saved.get("frame_stride", 1))
-    analytic = saved.get("dataset") == "shapes"
+    stride, analytic = saved["frame_stride"], saved["dataset"] == "shapes"
     if not analytic and stride == 1:
-        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (a true frame at any "
-                       f"time) or with --frame_stride k > 1 (the skipped frames are the truth); this "
-                       f"one used --dataset {saved.get('dataset')} at every frame. Train with e.g. "
-                       f"--frame_stride 2")
+        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (a true frame at any time) or "
+                       f"with --frame_stride k > 1 (the skipped frames are the truth); this one used --dataset "
+                       f"{saved['dataset']} at every frame. Train with e.g. --frame_stride 2")
     run_opt, model, ckpt, step, device = load_run(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
     loader = build_test_loader(run_opt, full_rate=stride > 1)
