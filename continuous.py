@@ -1,16 +1,10 @@
-"""eval_continuous: the generator scored at times it never saw in training.
-
-Two sources of truth:
-  - analytic (--dataset shapes): the moving shapes have a true frame at any time; scored at the
-    training grid, between its points at --fps_factor times the rate and (extrapolation runs)
-    beyond the training horizon, against the trivial baseline.
-  - held-out frames (any data set trained with --frame_stride k > 1): the stored frames the
-    stride skipped are real frames at unseen times; scored per position between consecutive
-    input frames (the grid and the k - 1, or 2k - 1 in regular interpolation, frames between),
-    beside a linear blend of the neighbouring observed frames and copy-last. Where a clip has
-    frame times (<name>.times.npy) the frames between are placed at their real times.
-A shapes run with a stride gets both. Times are in frame units of the observed input (see
-utils/timeline.py); the stride's convention is dataloader/timeaxis.py's.
+"""eval_continuous: the generator scored at times it never saw in training (times in frame units
+of the observed input, utils/timeline.py), against the trivial baselines. Two sources of truth:
+  - analytic (--dataset shapes): a true frame at any time; scored at the training grid, at
+    --fps_factor times its rate and (extrapolation) beyond the training horizon;
+  - held-out frames (--frame_stride k > 1, any data set): the stored frames the stride skipped,
+    scored per position between consecutive input frames (placed at their real times where the
+    clip has <name>.times.npy), beside a linear blend and copy-last.
 """
 import math
 from argparse import Namespace
@@ -29,7 +23,7 @@ from dataloader.timeaxis import frame_stride, model_times, slots_per_unit, store
 from dataloader.transforms import to_unit, transform_clip
 from runs import RunError, load_run, read_options
 from utils.atomic import atomic_write_json
-from utils.baselines import baseline_kind, blend_neighbours, last_observed, previous_observed
+from utils.baselines import baseline, baseline_kind, blend_neighbours, previous_observed
 from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone
 from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
                             predicted_frames, synthesize, synthesize_per_clip)
@@ -80,15 +74,15 @@ def _row(name, desc, times, scored, acc, acc_base):
             "model": {k: m[k] for k in METRIC_KEYS}, "baseline": {k: b[k] for k in METRIC_KEYS}}
 
 
-def _table(rows):
+def format_table(rows: list[dict], label: str, who: tuple[str, ...]) -> str:
+    """The printed table: per row (named by row[label]) its frames and each of `who`'s SSIM, PSNR
+    and LPIPS side by side (n/a where not measured)."""
     num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
-    lines = [f"{'time set':<14}{'frames':>7} | {'model SSIM':>10}{'PSNR':>8}{'LPIPS':>7} | "
-             f"{'baseline SSIM':>13}{'PSNR':>8}{'LPIPS':>7}"]
+    lines = [f"{label:<17}{'frames':>7}" + "".join(f" | {w + ' SSIM':>15}{'PSNR':>7}{'LPIPS':>7}" for w in who)]
     for r in rows:
-        m, b = r["model"], r["baseline"]
-        lines.append(f"{r['time_set']:<14}{r['n_frames']:>7} | {num(m['ssim'], '.4f'):>10}"
-                     f"{num(m['psnr'], '.2f'):>8}{num(m['lpips'], '.3f'):>7} | {num(b['ssim'], '.4f'):>13}"
-                     f"{num(b['psnr'], '.2f'):>8}{num(b['lpips'], '.3f'):>7}")
+        lines.append(f"{r[label]:<17}{r['n_frames']:>7}" + "".join(
+            f" | {num((r[w] or {}).get('ssim'), '.4f'):>15}{num((r[w] or {}).get('psnr'), '.2f'):>7}"
+            f"{num((r[w] or {}).get('lpips'), '.3f'):>7}" for w in who))
     return "\n".join(lines)
 
 
@@ -99,17 +93,12 @@ WHO = ("model", "blend", "copy_last")
 
 def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
-    """What each stored frame of a full-rate window is, for the rows of the held-out table.
-
-    n_frames stored frames from slot 0 (D = stored_frames_per_slot apart), n_obs observed input
-    frames, mask (b, n_obs, 1) the observed mask. Returns (scored (n_frames,) bool: the frames
-    between the first and last observed input frame (interpolation) or from the first predicted
-    slot on (extrapolation), row keys [(kind, m)] of the scored frames in order, and row (b, Ts)
-    int: each clip's row of each scored frame). kind: "observed" (an observed input frame),
-    "grid" (a strided frame the model does not observe: the predicted slots, the unobserved slots,
-    regular interpolation's odd frames), "held_out" (skipped by the stride); m: the frame's place
-    in its interval, position m / D.
-    """
+    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0,
+    D = stored_frames_per_slot apart; n_obs input frames, mask (b, n_obs, 1)) -> (scored
+    (n_frames,) bool: from the first to the last observed input frame, or from the first predicted
+    slot on; row keys [(kind, m)]; rows (b, Ts) int, each clip's row of each scored frame). kind:
+    "observed" (an observed input frame), "grid" (a strided frame the model does not observe) or
+    "held_out" (skipped by the stride); m / D: the frame's position in its interval."""
     d = stored_frames_per_slot(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
@@ -151,12 +140,6 @@ class HeldOut:
         self.offsets: dict[tuple[str, int], list[float]] = {}
         self.placement: Counter = Counter()
 
-    def _acc(self, key):
-        if key not in self.accs:
-            self.accs[key] = {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO}
-            self.offsets[key] = []
-        return self.accs[key]
-
     @torch.no_grad()
     def update(self, model: torch.nn.Module, batch: dict) -> None:
         """Predict every scored stored frame of the batch's windows and add its metrics."""
@@ -170,7 +153,7 @@ class HeldOut:
         pred = synthesize_per_clip(model, observed, mask, times, rate, run_opt.extrap)  # (b, Ts, C, H, W)
         tp = (times / rate).to(observed.dtype)  # model time
         base = {"copy_last": previous_observed(observed, batch["observed_tp"], mask, tp)}
-        if not run_opt.extrap:
+        if not run_opt.extrap:  # no observed frame after these times in extrapolation
             base["blend"] = blend_neighbours(observed, batch["observed_tp"], mask, tp)
         # place within the interval: the position minus the slot it follows
         offset = times - torch.div(torch.arange(tf)[scored], self.d, rounding_mode="floor").to(torch.float64)
@@ -181,10 +164,10 @@ class HeldOut:
             if not bool(sel.any()):
                 continue
             for row in (key, ("all", 0)) if key[0] == "held_out" else (key,):  # and the pooled row
-                acc = self._acc(row)
+                acc = self.accs.setdefault(row, {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO})
                 for who, x in frames.items():
                     acc[who].update(x[sel][None], gt[sel][None])  # (1, n_r, C, H, W)
-                self.offsets[row] += offset[sel.cpu()].tolist()
+                self.offsets.setdefault(row, []).extend(offset[sel.cpu()].tolist())
         self.placement.update(batch["full_rate_placement"])
 
     def rows(self) -> list[dict]:
@@ -214,57 +197,8 @@ class HeldOut:
         plot = Path(out_dir) / "held_out.png"
         plot_metrics_by_index(series, plot, xlabel="position between consecutive input frames",
                               integer_x=False)
-        k = frame_stride(self.run_opt)
-        return {
-            "frame_stride": k, "stored_frames_per_interval": self.d,
-            "position_unit": ("fraction of the interval between consecutive input frames (observed "
-                              "frames; in extrapolation, predicted slots); nominal m / D, the real-time "
-                              "placement's mean in mean_position"),
-            "scored": ("stored frames from the first predicted slot to the end of the window"
-                       if self.run_opt.extrap else
-                       "stored frames from the first to the last observed input frame"),
-            "kinds": {"observed": "an input frame the model observes (a reconstruction)",
-                      "grid": "a frame of the strided (training-rate) grid the model does not observe",
-                      "held_out": f"a frame the stride {k} skipped: never seen in training"},
-            "placement": dict(self.placement),
-            "baselines": {"copy_last": "the nearest observed frame at or before the time",
-                          "blend": None if self.run_opt.extrap else
-                          "linear blend of the observed frames before and after the time"},
-            "blend_note": ("no blend in extrapolation: no observed frame lies after these times"
-                           if self.run_opt.extrap else None),
-            "plot": str(plot), "rows": rows,
-            "table": [{"row": r["row"], "n_frames": r["n_frames"],
-                       **{f"{w}_{key}": (r[w] or {}).get(key) for w in WHO
-                          for key in ("ssim", "psnr", "lpips")}} for r in rows],
-        }
-
-
-def held_out_table(section: dict) -> str:
-    """The held-out rows as printed: model, blend and copy-last side by side."""
-    num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
-    head = f"{'':<17}{'frames':>7}"
-    for w in ("model", "blend", "copy-last"):
-        head += f" | {w + ' SSIM':>15}{'PSNR':>7}{'LPIPS':>7}"
-    lines = [head]
-    for r in section["rows"]:
-        line = f"{r['row']:<17}{r['n_frames']:>7}"
-        for w in WHO:
-            m = r[w] or {}
-            line += (f" | {num(m.get('ssim'), '.4f'):>15}{num(m.get('psnr'), '.2f'):>7}"
-                     f"{num(m.get('lpips'), '.3f'):>7}")
-        lines.append(line)
-    return "\n".join(lines)
-
-
-def _nth(k: int) -> str:
-    """2 -> '2nd', 3 -> '3rd', 4 -> '4th'."""
-    suffix = "th" if 10 <= k % 100 < 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
-    return f"{k}{suffix}"
-
-
-def _placement_line(placement: dict) -> str:
-    parts = [f"{n} by {how}" for how, n in sorted(placement.items())]
-    return "frames between grid frames placed: " + "; ".join(parts)
+        return {"frame_stride": frame_stride(self.run_opt), "stored_frames_per_interval": self.d,
+                "placement": dict(self.placement), "plot": str(plot), "rows": rows}
 
 
 def eval_continuous(opt: Namespace) -> dict:
@@ -273,13 +207,11 @@ def eval_continuous(opt: Namespace) -> dict:
     training horizon) and, for a --frame_stride run, at the stored frames the stride skipped.
     Writes <run>/continuous/results.json (and held_out.png)."""
     saved = read_options(opt.test_dir)
-    stride = int(saved.get("frame_stride", 1))
-    analytic = saved.get("dataset") == "shapes"
+    stride, analytic = saved["frame_stride"], saved["dataset"] == "shapes"
     if not analytic and stride == 1:
-        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (a true frame at any "
-                       f"time) or with --frame_stride k > 1 (the skipped frames are the truth); this "
-                       f"one used --dataset {saved.get('dataset')} at every frame. Train with e.g. "
-                       f"--frame_stride 2")
+        raise RunError(f"eval_continuous needs a run trained on --dataset shapes (a true frame at any time) or "
+                       f"with --frame_stride k > 1 (the skipped frames are the truth); this one used --dataset "
+                       f"{saved['dataset']} at every frame. Train with e.g. --frame_stride 2")
     run_opt, model, ckpt, step, device = load_run(opt)
     fps_factor = opt.fps_factor or DEFAULT_FPS_FACTOR
     loader = build_test_loader(run_opt, full_rate=stride > 1)
@@ -311,10 +243,7 @@ def eval_continuous(opt: Namespace) -> dict:
             pred = synthesize(model, observed, mask, times, rate, run_opt.extrap)[:, sel]  # (b, Ts, C, H, W)
             st = [t for t, s in zip(times, scored) if s]
             gt = shapes_truth(meta, ids, st, run_opt).to(device, pred.dtype)
-            if run_opt.extrap:
-                base = last_observed(observed, mask).unsqueeze(1).expand_as(pred)
-            else:
-                base = blend_neighbours(observed, batch["observed_tp"], mask, model_times(st, rate))
+            base = baseline(observed, batch["observed_tp"], mask, model_times(st, rate), run_opt.extrap)
             accs[name][0].update(to_unit(pred, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
             accs[name][1].update(to_unit(base, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
     if not n_clips:
@@ -333,20 +262,17 @@ def eval_continuous(opt: Namespace) -> dict:
     }
     if analytic:
         rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
-        results.update({
-            "fps_factor": fps_factor, "baseline_kind": baseline_kind(run_opt.extrap), "rows": rows,
-            "table": [{"time_set": r["time_set"], "n_frames": r["n_frames"],
-                       **{f"{who}_{k}": r[who][k] for who in ("model", "baseline")
-                          for k in ("ssim", "psnr", "lpips")}} for r in rows]})
-        print(_table(rows))
+        results.update({"fps_factor": fps_factor, "baseline_kind": baseline_kind(run_opt.extrap), "rows": rows})
+        print(format_table(rows, "time_set", ("model", "baseline")))
         print(f"[eval_continuous] {n_clips} clips, baseline: {results['baseline_kind']}")
     if held is not None:
         results["held_out"] = held.results(out)
-        print(f"held-out frames: every {_nth(stride)} frame seen in training, "
+        placed = "; ".join(f"{n} by {how}" for how, n in sorted(held.placement.items()))
+        print(f"held-out frames: one in every {stride} frames seen in training, "
               f"{'extrapolation' if run_opt.extrap else 'interpolation'}; position between consecutive "
               f"input frames")
-        print(held_out_table(results["held_out"]))
-        print(f"[eval_continuous] {n_clips} clips; {_placement_line(results['held_out']['placement'])}; "
+        print(format_table(results["held_out"]["rows"], "row", WHO))
+        print(f"[eval_continuous] {n_clips} clips; frames between grid frames placed: {placed}; "
               f"plot {results['held_out']['plot']}")
     atomic_write_json(out / "results.json", results)
     print(f"[eval_continuous] results in {out / 'results.json'}")

@@ -19,7 +19,7 @@ from dataloader import build_test_loader
 from dataloader.transforms import to_unit
 from runs import merge_run_options, read_options
 from utils.atomic import atomic_write_json
-from utils.baselines import last_observed
+from utils.baselines import baseline
 from utils.visualize import side_by_side, write_gif
 
 # A small model on 32 px frames, extrapolating, big enough to learn the shapes' motion in a few
@@ -56,7 +56,7 @@ def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> 
     run_opt = merge_run_options(opt, read_options(test_dir))
     batch = next(iter(build_test_loader(run_opt)))
     obs = to_unit(batch["observed_data"], run_opt.input_norm)  # (b, N, 3, H, W)
-    last = last_observed(obs, batch["observed_mask"])  # (b, 3, H, W)
+    last = baseline(obs, batch["observed_tp"], batch["observed_mask"], batch["tp_to_predict"], True)[:, 0]  # (b, 3, H, W)
     images = Path(test_dir) / "result_images"
     n = min(n_clips, obs.size(0))
     videos = []

@@ -1,22 +1,11 @@
-"""generate: frames of a trained run at any time stamps, from a test clip or a file.
+"""generate: frames of a trained run at any time stamps (input frame units, utils/timeline.py),
+from a test clip or a file.
 
-Every time is in frame units of the input (utils/timeline.py: 0 is the first input frame).
-
-What the model can serve. The decoder ODE starts at the first time it is given and the
-decoder/warping chain runs over every requested time in order, so a denser grid means a longer
-warping chain with smaller steps; that is the model. Its ODE is autonomous (docs/algorithm.md section 3), so only the
-spacing from the starting time matters; generate therefore always starts it where training did:
-at the first observed frame (interpolation) or one training step after the last observed frame
-(extrapolation, frame N of an N-frame input). When the first requested time is later, that
-start is solved but not rendered (as test_met does with its output mask). Hence
-  - interpolation runs serve [first, last observed frame] only (never trained to extrapolate);
-  - extrapolation runs serve t >= N: they decode forward from the last input frame (their base
-    frame) with the latent placed at frame N, and cannot reconstruct or interpolate the past.
-BatchNorm keeps batch statistics (the reference never calls eval()), so a clip generated alone
-differs slightly from the same clip in a test batch; --bn_running_stats uses running statistics.
-With an adaptive solver (dopri5) the states at the common times do not depend on the rest of the
-grid, so test_met's predictions are reproduced exactly; fixed-grid solvers step between the given
-times.
+An interpolation run serves [first, last observed frame] (its ODE starts at the first one); an
+extrapolation run serves t >= N for an N-frame input (its latent starts at frame N, as in
+training), never the past. BatchNorm keeps batch statistics (the reference never calls eval()),
+so a clip generated alone differs slightly from the same clip in a test batch
+(--bn_running_stats: running statistics).
 """
 import re
 from argparse import Namespace
@@ -35,8 +24,6 @@ from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
                             predicted_frames, synthesize)
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
-
-# ------------------------------------------------------------------ checks and parsing
 
 def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> None:
     """Refuse times the run cannot serve. times: input frame units, increasing (main.check_times);
@@ -88,15 +75,12 @@ def observed_mask(idx: list[int], n: int, extrap: bool) -> np.ndarray:
     return mask
 
 
-# ------------------------------------------------------------------ inputs
-
 def _array_frames(x, source, run_opt):
     """A (T, H, W, C) array as stored -> (T, C, S, S) float32 tensor, transformed as the data set does."""
     x = np.asarray(x)
-    if x.ndim != 4:
-        raise RunError(f"{source}: expected frames (T, H, W, 3), got shape {x.shape}")
-    if x.shape[0] == 0:
-        raise RunError(f"{source} holds no frames")
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise RunError(f"{source}: expected frames (T, H, W, 3), at least one, got shape {x.shape} "
+                       f"({'no frames' if x.ndim == 4 else 'not 4-d'})")
     if x.shape[-1] not in (1, 3) and run_opt.dataset != "hurricane":
         raise RunError(f"{source}: frames have {x.shape[-1]} channels; expected 3 (RGB) or 1 (grey), "
                        "channels last: (T, H, W, 3)")
@@ -164,8 +148,6 @@ def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, 
     x = _array_frames(arr, spec, run_opt)
     return x, np.ones(x.size(0), np.float32), path.stem
 
-
-# ------------------------------------------------------------------ generate
 
 def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list[float], pred: torch.Tensor,
                   extrap: bool, info: dict) -> None:

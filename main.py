@@ -9,6 +9,7 @@ module: trainer.py (train), tester.py (test_met), generate.py (generate), contin
 (eval_continuous).
 """
 import argparse
+import importlib
 import math
 import os
 import sys
@@ -20,11 +21,8 @@ SOLVERS = ("dopri5", "euler", "adams", "rk4", "midpoint", "bosh3", "dopri8", "im
 
 
 def default_workers() -> int:
-    """--workers' default: 4, at most the CPUs this process may run on (os.sched_getaffinity)."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
+    """--workers' default: 4, at most the CPUs this process may run on."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cpus))
 
 
@@ -78,15 +76,11 @@ def _build_parser():
                    help="encoder walks the frames backwards in time")
     p.add_argument("--irregular", action="store_true", help="irregularly sampled frames")
     p.add_argument("--extrap", action="store_true", help="extrapolation (default: interpolation)")
-    p.add_argument("--split_time", type=int, default=10, help="kept for compatibility (unused)")
     p.add_argument("--ckpt_save_freq", type=_positive_int, default=5000, help="steps between checkpoints")
     p.add_argument("--log_print_freq", type=_positive_int, default=10, help="steps between log lines")
     p.add_argument("--image_print_freq", type=_positive_int, default=1000,
                    help="steps between saved image grids")
     p.add_argument("--dataset", default="kth", choices=DATASETS)
-    p.add_argument("--log_dir", default="./logs", help="overridden by train (storage/logs/...)")
-    p.add_argument("--checkpoint_dir", default="./checkpoints",
-                   help="overridden by train (storage/checkpoints/...)")
     p.add_argument("--test_dir", default=None, help="run folder (storage/logs/<MMDD>/<run>) to evaluate")
 
     # --- what a modern run needs ---
@@ -173,12 +167,13 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
 
 def note_unused_options(opt: argparse.Namespace) -> list[str]:
     """Print one note naming the options given on the command line that this phase does not read
-    (runs.PHASE_OPTIONS); returns their names."""
-    from runs import PHASE_OPTIONS
-    unused = [k for k in getattr(opt, "explicit", ()) if k in PHASE_OPTIONS and opt.phase not in PHASE_OPTIONS[k]]
+    (runs.OPTIONS); returns their names."""
+    from runs import ALL, OPTIONS
+    phases = {k: OPTIONS.get(k, (ALL,))[0] for k in getattr(opt, "explicit", ())}
+    unused = [k for k, p in phases.items() if opt.phase not in p]
     if unused and os.environ.get("RANK", "0") == "0":
         print(f"note: --phase {opt.phase} does not read " + ", ".join(
-            f"--{k} (read by {' / '.join(PHASE_OPTIONS[k])})" for k in unused), file=sys.stderr)
+            f"--{k} (read by {' / '.join(phases[k])})" for k in unused), file=sys.stderr)
     return unused
 
 
@@ -197,13 +192,10 @@ def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error(f"--fps_factor must be >= 1 (frames per observed interval), got {opt.fps_factor}")
     if opt.times is not None:
         check_times(opt.times, parser)
-    if opt.observed is not None:
-        if not opt.observed:
-            parser.error("--observed lists no frame; give the 0-based indices of the observed input frames")
-        if len(set(opt.observed)) != len(opt.observed):
-            parser.error(f"--observed lists a frame twice: {','.join(map(str, opt.observed))}")
-        if min(opt.observed) < 0:
-            parser.error(f"--observed index {min(opt.observed)} is negative: give 0-based indices of input frames")
+    if opt.observed is not None and (not opt.observed or len(set(opt.observed)) != len(opt.observed)
+                                     or min(opt.observed) < 0):
+        parser.error("--observed lists the 0-based indices of the observed input frames, each once (none "
+                     f"twice, none negative), got {','.join(map(str, opt.observed)) or 'none'}")
 
 
 def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
@@ -214,10 +206,9 @@ def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
                      "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
     if any(not math.isfinite(t) for t in times):
         parser.error(f"time stamps must be finite numbers, got {times}")
-    neg = [t for t in times if t < 0]
-    if neg:
-        parser.error(f"negative time stamp {fmt(neg[0])}: times are in frame units of the "
-                     "input, 0 being its first frame")
+    if min(times) < 0:
+        parser.error(f"negative time stamp {fmt(min(times))}: times are in frame units of the input, 0 being "
+                     "its first frame")
     for a, b in zip(times, times[1:]):
         if abs(b - a) < EPS:
             parser.error(f"duplicate time stamp {fmt(a)} in --times; list each time once")
@@ -245,37 +236,25 @@ def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the phase the options name; returns the exit code (0, or 2 with one line on stderr when
-    the data, the run or a checkpoint cannot be used)."""
+    """Run the phase the options name; returns the exit code: 0 when it finishes (or a resumed run
+    has nothing left to train, one line), 2 with one line on stderr when the data, the run or a
+    checkpoint cannot be used."""
     opt = get_opt(argv)
     from dataloader import DataError
-    from runs import RunError
+    from runs import RunError, RunFinished
     from utils.checkpoint import CheckpointError
+    module, function = {"train": ("trainer", "train"), "test_met": ("tester", "test_met"),
+                        "generate": ("generate", "generate"),
+                        "eval_continuous": ("continuous", "eval_continuous")}[opt.phase]
     try:
-        return dispatch(opt)
+        getattr(importlib.import_module(module), function)(opt)
+    except RunFinished as e:
+        if os.environ.get("RANK", "0") == "0":
+            print(e)
     except (DataError, RunError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
-
-def dispatch(opt: argparse.Namespace) -> int:
-    """Call the module of opt.phase; 0 when it finishes."""
-    if opt.phase == "train":
-        from trainer import train
-        train(opt)
-        return 0
-    elif opt.phase == "test_met":
-        from tester import test_met
-        test_met(opt)
-        return 0
-    elif opt.phase == "generate":
-        from generate import generate
-        generate(opt)
-        return 0
-    elif opt.phase == "eval_continuous":
-        from continuous import eval_continuous
-        eval_continuous(opt)
-        return 0
+    return 0
 
 
 if __name__ == "__main__":

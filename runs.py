@@ -20,6 +20,44 @@ class RunError(RuntimeError):
     """A run that cannot go on; the message says what happened and what to do."""
 
 
+class RunFinished(Exception):
+    """--resume of a run already at its --max_steps or --epoch: nothing to train (main exits 0)."""
+
+
+TRAIN, EVAL = ("train",), ("test_met", "generate", "eval_continuous")
+ALL = TRAIN + EVAL
+# option -> (the phases that read it, its rule). Options not listed: read by every phase, rule "fixed".
+#   model: what the run is. Evaluation phases take the run's (options.json; one given is ignored,
+#          with a note); --resume as "fixed", but --batch_size may change with the number of
+#          processes, keeping the clips per step
+#   fixed: --resume takes the run's; one given with another value is refused
+#   data:  where the run's data lives: the run's unless given (a moved data folder)
+#   free:  the schedule and the reports (they change no step's numbers): --resume may change them,
+#          the run's when not given
+#   here:  this machine's: --resume may change them, this command's value when not given
+#   none:  not part of a training run (--resume ignores it)
+OPTIONS = {
+    **dict.fromkeys(("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
+                     "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
+                     "batch_size", "lr", "lamb_adv", "name", "seed", "frame_stride"), (ALL, "model")),
+    **dict.fromkeys(("data_root", "custom_root"), (ALL, "data")),
+    **dict.fromkeys(("epoch", "max_steps", "max_minutes", "log_print_freq", "image_print_freq", "ckpt_save_freq",
+                     "test_every_epochs", "storage", "max_test_batches"), (ALL, "free")),
+    **dict.fromkeys(("device", "workers", "num_threads"), (ALL, "here")),
+    "resume": (TRAIN, "none"), "sync_bn": (TRAIN, "fixed"), "phase": (ALL, "none"), "explicit": (ALL, "none"),
+    **dict.fromkeys(("test_dir", "ckpt", "bn_running_stats"), (EVAL, "none")),
+    "save_images": (("test_met",), "none"),
+    **dict.fromkeys(("no_lpips", "offline"), (("test_met", "eval_continuous"), "none")),
+    **dict.fromkeys(("input", "times", "observed", "out"), (("generate",), "none")),
+    **dict.fromkeys(("fps_factor", "horizon"), (("generate", "eval_continuous"), "none")),
+}
+
+
+def rule(option: str) -> str:
+    """The option's rule in OPTIONS ("fixed" when not listed)."""
+    return OPTIONS.get(option, (ALL, "fixed"))[1]
+
+
 class LoadedRun(NamedTuple):
     """A trained run loaded for evaluation (load_run)."""
     run_opt: SimpleNamespace  # the command line's options with the run's own (options.json)
@@ -27,43 +65,6 @@ class LoadedRun(NamedTuple):
     checkpoint: Path          # the checkpoint file read
     step: Optional[int]       # its training step (None for the paper's bare generator files)
     device: torch.device
-
-
-# options that describe the run itself: test_met, generate and eval_continuous take them from the run's
-# options.json (a value given on the command line is reported and ignored)
-RUN_OPTIONS = ("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
-               "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
-               "batch_size", "lr", "lamb_adv", "name", "seed", "frame_stride")
-OLDER_RUNS = {"frame_stride": 1}  # the value of a run option for runs whose options.json predates it
-# where the run's data lives: the run's unless given on the command line (a moved data folder)
-DATA_LOCATION = ("data_root", "custom_root")
-
-# --resume: the options a resumed run may take from the command line; every other option is the
-# run's (from its checkpoint), and one given with another value is refused (resume_run).
-#  - the schedule and the reports (how long, how often to log, save, test) change no step's numbers;
-#  - the machine (device, workers, threads, where new runs go) is this command's;
-#  - --data_root: where the same data now lives; --max_test_batches: what the periodic test loss
-#    averages (it changes no training state);
-#  - --batch_size only with the number of processes, keeping the clips per step (resume_run).
-RESUME_MAY_CHANGE = ("max_steps", "max_minutes", "epoch", "device", "workers", "num_threads", "log_print_freq",
-                     "image_print_freq", "ckpt_save_freq", "test_every_epochs", "storage", "data_root",
-                     "max_test_batches")
-# ... of these, the ones that belong to this machine: the command line's value (given or default);
-# the others, when not given, are the run's
-MACHINE_OPTIONS = ("device", "workers", "num_threads")
-EVAL_PHASES = ("test_met", "generate", "eval_continuous")
-# options that only some phases read (main names those given to another phase, which ignores them)
-PHASE_OPTIONS = {
-    "resume": ("train",), "sync_bn": ("train",),
-    "test_dir": EVAL_PHASES, "ckpt": EVAL_PHASES, "bn_running_stats": EVAL_PHASES,
-    "save_images": ("test_met",), "no_lpips": ("test_met", "eval_continuous"),
-    "offline": ("test_met", "eval_continuous"),
-    "input": ("generate",), "times": ("generate",), "observed": ("generate",), "out": ("generate",),
-    "fps_factor": ("generate", "eval_continuous"), "horizon": ("generate", "eval_continuous"),
-}
-# options of this command or of the other phases: not part of a training run
-NOT_RUN_OPTIONS = ("phase", "resume", "log_dir", "checkpoint_dir", "explicit") + tuple(
-    k for k, phases in PHASE_OPTIONS.items() if "train" not in phases)
 
 
 def resolve_device(name: Optional[str] = "auto") -> torch.device:
@@ -76,66 +77,47 @@ def resolve_device(name: Optional[str] = "auto") -> torch.device:
     return device
 
 
-def run_name(opt: Namespace) -> str:
-    """The folder name of a training run, as the reference names it."""
-    return (f"dataset{opt.dataset}_extrap{opt.extrap}_irregular{opt.irregular}"
-            f"_runBack{opt.run_backwards}_{opt.name}")
-
-
 def new_run_dirs(opt: Namespace) -> tuple[Path, Path]:
-    """storage/logs/<MMDD>/<run> and storage/checkpoints/<MMDD>/<run>; a numbered suffix
-    when that run already exists (nothing of an earlier run is overwritten)."""
+    """storage/logs/<MMDD>/<run> and storage/checkpoints/<MMDD>/<run>, <run> named as the reference
+    names it; a numbered suffix when that run already exists (nothing is overwritten)."""
     day = datetime.datetime.now().strftime("%m%d")
-    base = run_name(opt)
+    base = f"dataset{opt.dataset}_extrap{opt.extrap}_irregular{opt.irregular}_runBack{opt.run_backwards}_{opt.name}"
     for n in range(1, 1000):
         name = base if n == 1 else f"{base}_{n}"
-        log_dir = Path(opt.storage) / "logs" / day / name
-        if not log_dir.exists():
-            return log_dir, Path(opt.storage) / "checkpoints" / day / name
+        if not (Path(opt.storage) / "logs" / day / name).exists():
+            return Path(opt.storage) / "logs" / day / name, Path(opt.storage) / "checkpoints" / day / name
     raise RunError(f"too many runs named {base} today under {opt.storage}")
 
 
-def save_options(opt: Namespace, log_dir: Path) -> None:
-    """<log_dir>/options.json: every option of a new training run (written once: a resume appends to
-    resumes.jsonl instead)."""
-    atomic_write_json(Path(log_dir) / "options.json", {k: v for k, v in vars(opt).items() if k != "explicit"})
-
-
 def read_options(test_dir: str | Path) -> dict:
-    """options.json of a run folder, with a clear error when it is not a run folder."""
+    """options.json of a run folder; a clear error when it is not one (or one of an older version)."""
     path = Path(test_dir) / "options.json"
     if not path.is_file():
         raise RunError(f"{test_dir} is not a run folder: it has no options.json. Pass the log folder "
                        "that train wrote, e.g. storage/logs/<MMDD>/<run name>")
     try:
-        return json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise RunError(f"{path} is not valid JSON ({e})") from e
-
-
-def explicit_options(opt: Namespace | SimpleNamespace) -> Optional[set[str]]:
-    """The options given on the command line (main.get_opt records them), or None when unknown."""
-    given = getattr(opt, "explicit", None)
-    return None if given is None else set(given)
+    missing = [k for k, (_, r) in OPTIONS.items() if r in ("model", "data") and k not in saved]
+    if missing:
+        raise RunError(f"{path} does not record --{', --'.join(missing)}: the run was written by an older "
+                       "version of this code, which cannot be read; train it again")
+    return saved
 
 
 def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> SimpleNamespace:
-    """The command-line options with the run's own taken from its options.json: the model, data and
-    sampling options (RUN_OPTIONS) and its folders always, as the reference's test_met does (one given
-    on the command line with another value is reported and ignored); where its data lives
-    (DATA_LOCATION: --data_root, --custom_root) unless given on the command line.
-    run_opt.data_from_run lists the DATA_LOCATION options taken from the run."""
+    """The command-line options with the run's own (`saved`, its options.json) as OPTIONS' rules
+    say for an evaluation: the "model" options and the run's folders always, the "data" options
+    unless given. run_opt.data_from_run lists the data options taken from the run."""
     merged = dict(vars(opt))
-    given = explicit_options(opt) or set()
-    ignored = [k for k in RUN_OPTIONS if k in given and k in saved and saved[k] != merged.get(k)]
-    for k in RUN_OPTIONS + ("log_dir", "checkpoint_dir"):
-        if k in saved:
+    given = set(getattr(opt, "explicit", ()))
+    ignored = [k for k, (_, r) in OPTIONS.items() if r == "model" and k in given and saved[k] != merged.get(k)]
+    merged["data_from_run"] = [k for k, (_, r) in OPTIONS.items() if r == "data" and k not in given]
+    for k, (_, r) in OPTIONS.items():
+        if r == "model" or k in merged["data_from_run"]:
             merged[k] = saved[k]
-        elif k in OLDER_RUNS:
-            merged[k] = OLDER_RUNS[k]
-    merged["data_from_run"] = [k for k in DATA_LOCATION if k in saved and k not in given]
-    for k in merged["data_from_run"]:
-        merged[k] = saved[k]
+    merged["log_dir"], merged["checkpoint_dir"] = saved["log_dir"], saved["checkpoint_dir"]
     if ignored and not quiet and os.environ.get("RANK", "0") == "0":  # before the process group exists
         print("[run] the run's own options are used: " + "; ".join(
             f"--{k} {vars(opt)[k]} ignored (the run has {saved[k]})" for k in ignored))
@@ -145,14 +127,11 @@ def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> Simpl
 def check_run_data(run_opt: SimpleNamespace) -> None:
     """A run whose data folder (taken from its options.json) is gone: one error naming --data_root."""
     from dataloader.datasets import dataset_dir
-    if "data_root" not in getattr(run_opt, "data_from_run", ()):
-        return  # given on the command line: the data set's own errors say what is missing
     folder = Path(dataset_dir(run_opt))
-    if not folder.is_dir():
+    if "data_root" in run_opt.data_from_run and not folder.is_dir():
         raise RunError(f"the run's data ({run_opt.dataset}) is not in {folder.resolve()}: --data_root "
                        f"{run_opt.data_root} comes from the run's options.json. If the data moved, give "
-                       "--data_root NEW_FOLDER (the folder holding "
-                       f"{folder.name}/{{train,test}})")
+                       f"--data_root NEW_FOLDER (the folder holding {folder.name}/{{train,test}})")
 
 
 def resume_paths(resume: str | Path) -> tuple[Path, Path]:
@@ -162,8 +141,7 @@ def resume_paths(resume: str | Path) -> tuple[Path, Path]:
     if p.is_file():
         return p.parent, p
     if (p / "options.json").is_file():
-        saved = read_options(p)
-        ckpt_dir = Path(saved["checkpoint_dir"])
+        ckpt_dir = Path(read_options(p)["checkpoint_dir"])
         newest = newest_checkpoint(ckpt_dir)
         if newest is None:
             raise RunError(f"--resume {resume}: no checkpoint in {ckpt_dir} yet; start a new run instead")
@@ -181,115 +159,79 @@ class Resume(NamedTuple):
     log_dir: Path
     ckpt_dir: Path
     step: int
-    changed: dict     # option -> {"run": value, "now": value}, among RESUME_MAY_CHANGE
-
-
-def _resume_log_dir(resume: str | Path, ckpt_dir: Path, obj: dict) -> Path:
-    """The log folder of the run: the one --resume names, else the one the checkpoint records, else
-    (a checkpoint written before it recorded one) derived from the checkpoint folder, with a note."""
-    named = Path(resume)
-    if (named / "options.json").is_file():
-        return named
-    if obj.get("log_dir"):
-        log_dir = Path(obj["log_dir"])
-        if not (log_dir / "options.json").is_file():
-            raise RunError(f"--resume {resume}: the run's log folder recorded in the checkpoint, {log_dir}, has "
-                           "no options.json (moved or deleted?); give --resume LOG_FOLDER, the run's log folder")
-        return log_dir
-    log_dir = Path(str(ckpt_dir).replace("checkpoints", "logs", 1))
-    if not (log_dir / "options.json").is_file():
-        raise RunError(f"--resume {resume}: the checkpoint does not record its log folder (written by an older "
-                       f"version) and {log_dir}, derived from the checkpoint folder, has no options.json; "
-                       "give --resume LOG_FOLDER, the run's log folder")
-    if dist.is_main():
-        print(f"[train] note: the checkpoint does not record its log folder (older version); using {log_dir}, "
-              "derived from the checkpoint folder")
-    return log_dir
+    changed: dict     # option -> {"run": value, "now": value}
 
 
 def resume_run(opt: Namespace, world: int = 1) -> Resume:
-    """--resume: read the checkpoint and restore the run's options into `opt` (in place).
-
-    The run's options are the checkpoint's (with its options.json for any it lacks). Options in
-    RESUME_MAY_CHANGE may be given on the command line; of those not given, the machine's
-    (MACHINE_OPTIONS) keep the command line's defaults, the others are the run's. Any other option
-    given on the command line with a value other than the run's is refused: one RunError listing
-    each. --batch_size may change only when the number of processes does, keeping the clips per step.
-    Without opt.explicit (options not made by main.get_opt) every option counts as given."""
+    """--resume: read the checkpoint and restore the run's options into `opt` (in place), as
+    OPTIONS' rules say; every refused option in one RunError. RunFinished when the run is at its
+    --max_steps or --epoch. Without opt.explicit (options not made by main.get_opt) every option counts as given."""
     ckpt_dir, path = resume_paths(opt.resume)
     obj = load_checkpoint(path, map_location="cpu")
     if not isinstance(obj, dict) or "optimizer_G" not in obj:
         raise CheckpointError(f"{path} holds a generator only (the paper's format), not a training state; "
                               "it can be evaluated with test_met but not resumed")
-    log_dir = _resume_log_dir(opt.resume, ckpt_dir, obj)
-    run = {**read_options(log_dir), **obj.get("options", {})}
-    given = explicit_options(opt)
-    now = vars(opt)
-    refused, changed, unrecorded = [], {}, []
-    for k in list(now):
-        if k in NOT_RUN_OPTIONS:
-            continue
-        if k not in run:
-            unrecorded.append(k)  # an option newer than the run: the command line's value
-            continue
+    log_dir = Path(opt.resume) if (Path(opt.resume) / "options.json").is_file() else Path(obj["log_dir"])
+    if not (log_dir / "options.json").is_file():
+        raise RunError(f"--resume {opt.resume}: the run's log folder recorded in the checkpoint, {log_dir}, has "
+                       "no options.json (moved or deleted?); give --resume LOG_FOLDER, the run's log folder")
+    run = {**read_options(log_dir), **obj["options"]}
+    given, now, world_run = getattr(opt, "explicit", None), vars(opt), int(obj["world_size"])
+    missing = [k for k in now if rule(k) != "none" and k not in run]
+    if missing:
+        raise RunError(f"--resume {opt.resume}: the checkpoint does not record --{', --'.join(missing)}: it was "
+                       "written by an older version of this code, which cannot be resumed; start a new run")
+    refused, changed = [], {}
+    for k in [k for k in now if rule(k) != "none"]:
         is_given = given is None or k in given
-        if k == "batch_size" and is_given and now[k] != run[k]:
-            run_world = int(obj.get("world_size", 1))
-            if now[k] * world != run[k] * run_world:
-                refused.append(f"--batch_size: run has {run[k]} x {run_world} process(es) = {run[k] * run_world} "
+        if is_given and now[k] != run[k] and rule(k) in ("model", "fixed"):
+            if k != "batch_size":
+                refused.append(f"--{k}: run has {run[k]}, command line says {now[k]}")
+            elif now[k] * world != run[k] * world_run:
+                refused.append(f"--batch_size: run has {run[k]} x {world_run} process(es) = {run[k] * world_run} "
                                f"clips per step, command line says {now[k]} x {world} = {now[k] * world} (it may "
                                "change only with the number of processes, keeping the clips per step)")
-                continue
-        elif k not in RESUME_MAY_CHANGE:
-            if is_given and now[k] != run[k]:
-                refused.append(f"--{k}: run has {run[k]}, command line says {now[k]}")
-                continue
-            now[k] = run[k]
-        elif not is_given and k not in MACHINE_OPTIONS:
+        elif not is_given and rule(k) != "here":
             now[k] = run[k]
         if now[k] != run[k]:
             changed[k] = {"run": run[k], "now": now[k]}
     if refused:
+        may = [k for k in OPTIONS if rule(k) in ("data", "free", "here")]
         raise RunError(f"--resume {opt.resume}: options differ from the run's and cannot change on resume:\n  "
                        + "\n  ".join(refused) + "\nOmit them (the run's values are restored) or start a new run. "
-                       "A resume may change: " + " ".join(f"--{k}" for k in RESUME_MAY_CHANGE)
-                       + " (--batch_size with the number of processes)")
-    step = int(obj.get("step", 0))
+                       "A resume may change: --" + " --".join(may) + " (--batch_size with the number of processes)")
+    step = int(obj["step"])
     if opt.max_steps and step >= opt.max_steps:
-        raise RunError(f"--resume {opt.resume}: the run is at step {step}, its --max_steps is {opt.max_steps}; "
-                       "give a larger --max_steps (0: no limit) to train further")
+        raise RunFinished(f"[train] {log_dir} is already at step {step} of its --max_steps {opt.max_steps}: nothing "
+                          "to train; give a larger --max_steps (0: no limit) to train further")
+    if obj["epochs_done"] >= opt.epoch:
+        raise RunFinished(f"[train] {log_dir} has done its --epoch {opt.epoch} epochs (step {step}): nothing to "
+                          "train; give a larger --epoch to train further")
     if dist.is_main():
-        if unrecorded:
-            print("[train] options the run does not record (older version), the command line's used: "
-                  + ", ".join(f"--{k} {now[k]}" for k in unrecorded))
         what = ", ".join(f"--{k} {v['run']} -> {v['now']}" for k, v in changed.items()) or "no option changed"
         print(f"[train] resuming {log_dir} from {path.name} (step {step}); {what}")
     return Resume(path, obj, log_dir, ckpt_dir, step, changed)
 
 
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
-    """(log folder, checkpoint folder) of a training run: the resumed run's (see resume_run), or
-    new ones (new_run_dirs, chosen by rank 0 and shared). Rank 0 creates them with images/, removes
-    the temp files a killed process left there, and writes options.json (a new run only: see
-    record_resume); opt.log_dir and opt.checkpoint_dir are set to them on every process."""
+    """(log folder, checkpoint folder) of a training run: the resumed run's, or new ones (chosen by
+    rank 0 and shared), also set as opt.log_dir and opt.checkpoint_dir. Rank 0 creates them with
+    images/, removes the temp files a killed process left there and writes a new run's options.json."""
     if resume is not None:
         log_dir, ckpt_dir = resume.log_dir, resume.ckpt_dir
     else:
-        log_dir, ckpt_dir = new_run_dirs(opt) if is_main else (None, None)
-        log_dir, ckpt_dir = dist.broadcast_object((log_dir, ckpt_dir))
-        log_dir, ckpt_dir = Path(log_dir), Path(ckpt_dir)
+        log_dir, ckpt_dir = map(Path, dist.broadcast_object(new_run_dirs(opt) if is_main else None))
     opt.log_dir, opt.checkpoint_dir = str(log_dir), str(ckpt_dir)
     if is_main:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / "images").mkdir(parents=True, exist_ok=True)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / "images").mkdir(exist_ok=True)
         for folder in dict.fromkeys((log_dir, ckpt_dir)):
             removed = remove_stale_temps(folder)
             if removed:
                 print(f"[train] removed {len(removed)} temporary file(s) left by a killed process in {folder}: "
                       + ", ".join(p.name for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
         if resume is None:
-            save_options(opt, log_dir)
+            atomic_write_json(log_dir / "options.json", {k: v for k, v in vars(opt).items() if k != "explicit"})
     dist.barrier()
     return log_dir, ckpt_dir
 
@@ -303,20 +245,21 @@ def record_resume(resume: Resume, world: int) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def checkpoint_dir_of(saved: dict, test_dir: str | Path) -> Path:
-    """The checkpoint folder recorded in a run's options.json (`saved`), which must exist."""
-    ckpt_dir = saved.get("checkpoint_dir")
-    if not ckpt_dir or not Path(ckpt_dir).is_dir():
-        raise RunError(f"the checkpoint folder of {test_dir} ({ckpt_dir}) does not exist; "
-                       "train the run first or point --ckpt at a checkpoint file")
-    return Path(ckpt_dir)
-
-
-def load_generator(run_opt: SimpleNamespace, device: torch.device, ckpt_dir: Path,
-                   which: Optional[str | int] = None) -> tuple[torch.nn.Module, Path, Optional[int]]:
-    """A VidODE with the weights of the newest (or the named) checkpoint. Returns (model, path, step)."""
+def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
+    """The trained run in --test_dir, ready to evaluate: its options (merge_run_options), the
+    generator with the weights of --ckpt (default the newest checkpoint) on the device, the
+    checkpoint's path and step. Joins the process group under torchrun.
+    needs_data: the phase reads the run's data set (a moved data folder is refused, naming --data_root)."""
     from models import VidODE
-    path = resolve_checkpoint(ckpt_dir, which)
+    run_opt = merge_run_options(opt, read_options(opt.test_dir))
+    if needs_data:
+        check_run_data(run_opt)
+    configure_threads(run_opt)
+    _, _, device = dist.init_distributed(resolve_device(opt.device))  # under torchrun: cuda:LOCAL_RANK
+    if not Path(run_opt.checkpoint_dir).is_dir():
+        raise RunError(f"the checkpoint folder of {opt.test_dir} ({run_opt.checkpoint_dir}) does not exist; "
+                       "train the run first or point --ckpt at a checkpoint file")
+    path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)
     obj = load_checkpoint(path, map_location="cpu")
     model = VidODE(run_opt, device)
     try:
@@ -324,27 +267,10 @@ def load_generator(run_opt: SimpleNamespace, device: torch.device, ckpt_dir: Pat
     except RuntimeError as e:
         raise CheckpointError(f"{path} does not fit the run's options ({str(e).splitlines()[0]}); "
                               "was it written with other --init_dim/--n_downs/--n_layers?") from e
-    step = obj.get("step") if isinstance(obj, dict) and "netG" in obj else None
-    return model, path, step
-
-
-def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
-    """The trained run in --test_dir, ready to evaluate: its options (the command line's with the
-    run's own, see merge_run_options), the generator with the checkpoint's weights (--ckpt, default the
-    newest) on the device, the checkpoint's path and step. Joins the process group under torchrun.
-    needs_data: the phase reads the run's data set (a moved data folder is refused, naming --data_root)."""
-    saved = read_options(opt.test_dir)
-    run_opt = merge_run_options(opt, saved)
-    if needs_data:
-        check_run_data(run_opt)
-    configure_threads(run_opt)
-    device = resolve_device(opt.device)
-    _, _, device = dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK, or the CPU
-    model, path, step = load_generator(run_opt, device, checkpoint_dir_of(saved, opt.test_dir), opt.ckpt)
     # the reference never calls eval(): BatchNorm keeps batch statistics unless asked otherwise
     model.train(not opt.bn_running_stats)
     apply_speed_options(run_opt, model)  # --channels_last, --compile
-    return LoadedRun(run_opt, model, path, step, device)
+    return LoadedRun(run_opt, model, path, obj.get("step") if "netG" in obj else None, device)
 
 
 def configure_threads(opt: Namespace | SimpleNamespace) -> None:
@@ -353,15 +279,8 @@ def configure_threads(opt: Namespace | SimpleNamespace) -> None:
         torch.set_num_threads(opt.num_threads)
 
 
-def describe_solver(opt: Namespace | SimpleNamespace) -> str:
-    """The decoder solver, for the first log line (saying what 'adams' maps to)."""
-    if opt.dec_diff == "adams":
-        return "decoder solver: adams -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)"
-    return f"decoder solver: {opt.dec_diff}"
-
-
-def environment_line(device: torch.device) -> str:
-    """Device, threads and torch version, for the first log line."""
-    return (f"device {device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-                                  f", {torch.get_num_threads()} threads") + f", torch {torch.__version__}")
-
+def describe_run(opt: Namespace | SimpleNamespace, device: torch.device) -> str:
+    """The first log line: device, threads, torch version and the decoder solver."""
+    where = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f", {torch.get_num_threads()} threads"
+    solver = " -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)" if opt.dec_diff == "adams" else ""
+    return f"device {device}{where}, torch {torch.__version__}; decoder solver: {opt.dec_diff}{solver}"

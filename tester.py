@@ -20,23 +20,12 @@ from dataloader import batch_to_device, build_test_loader
 from dataloader.transforms import to_unit
 from models.performance import autocast
 from models.vidode import select_steps
-from runs import RunError, describe_solver, environment_line, load_run
+from runs import RunError, describe_run, load_run
 from utils import distributed as dist
 from utils.atomic import atomic_write_json, atomic_write_text
-from utils.baselines import baseline_kind, blend_neighbours, last_observed
+from utils.baselines import baseline, baseline_kind
 from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone, reference_line
 from utils.visualize import plot_metrics_by_index
-
-
-def baseline_prediction(batch: dict, step_mask: torch.Tensor, n_kept: int, extrap: bool) -> torch.Tensor:
-    """The trivial baseline at the kept steps: copy the last observed frame (extrapolation),
-    or blend the neighbouring observed frames (interpolation). -> (b, n_kept, c, h, w), model scale."""
-    observed, mask = batch["observed_data"], batch["observed_mask"]
-    if extrap:
-        last = last_observed(observed, mask)
-        return last.unsqueeze(1).expand(-1, n_kept, -1, -1, -1)
-    full = blend_neighbours(observed, batch["observed_tp"], mask, batch["tp_to_predict"])
-    return select_steps(full, step_mask, n_kept)
 
 
 class Evaluator:
@@ -49,10 +38,6 @@ class Evaluator:
         self.acc_base = MetricAccumulator(lpips_model, device)
         self.n_clips = 0
 
-    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
-        """Model scale -> [0, 1] (undoes --input_norm)."""
-        return to_unit(x, self.run_opt.input_norm)
-
     @torch.no_grad()
     def predict(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(prediction, truth, baseline) at the kept steps, each (b, K, c, h, w) in [0, 1]."""
@@ -63,8 +48,9 @@ class Evaluator:
         step, K = extra["out_step_mask"], extra["n_kept"]
         target = batch.get("original_data_to_predict", batch["data_to_predict"])
         gt = select_steps(target.to(pred.device, pred.dtype), step, K)
-        base = baseline_prediction(batch, step, K, self.run_opt.extrap)
-        return self.to_unit(pred), self.to_unit(gt), self.to_unit(base)
+        base = select_steps(baseline(batch["observed_data"], batch["observed_tp"], batch["observed_mask"],
+                                     batch["tp_to_predict"], self.run_opt.extrap), step, K)
+        return tuple(to_unit(x, self.run_opt.input_norm) for x in (pred, gt, base))
 
     def update(self, batch: dict,
                save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -136,7 +122,7 @@ def test_met(opt: Namespace) -> dict:
     run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
-        print(f"[test_met] {environment_line(device)}; {describe_solver(run_opt)}")
+        print(f"[test_met] {describe_run(run_opt, device)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
     loader = build_test_loader(run_opt)
     lpips_model = None if opt.no_lpips else load_lpips(device, offline=opt.offline)

@@ -17,8 +17,8 @@ from dataloader import batch_to_device, build_loaders
 from models import VidODE, create_netD, train_step, update_learning_rate
 from models.performance import apply_speed_options, make_grad_scaler
 from models.sync_batchnorm import convert_sync_batchnorm
-from runs import (RunError, configure_threads, describe_solver, environment_line, record_resume, resolve_device,
-                  resume_run, training_run_dirs)
+from runs import (RunError, configure_threads, describe_run, record_resume, resolve_device, resume_run,
+                  training_run_dirs)
 from utils import distributed as dist
 from utils.train_log import TrainLog
 from utils.train_state import TrainState, seed_everything
@@ -92,15 +92,10 @@ class Trainer:
             raise RunError(str(e)) from e
         optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
         self.state = TrainState(opt, model, netD_img, netD_seq, optG, optD, scaler, self.rank, self.world)
-        self.state.start(resume and resume.checkpoint, len(self.train_loader.dataset), len(self.train_loader),
-                         resume and resume.state)
-        if resume is not None:
-            st = self.state
-            if st.epoch + (st.batch_in_epoch >= len(self.train_loader)) >= opt.epoch:
-                raise RunError(f"the run has done its --epoch {opt.epoch} epochs (step {st.step}); give a larger "
-                               "--epoch to train further")
-            if self.main:
-                record_resume(resume, self.world)
+        self.state.start(resume and resume.checkpoint, resume and resume.state, len(self.train_loader.dataset),
+                         len(self.train_loader))
+        if resume is not None and self.main:
+            record_resume(resume, self.world)
         del resume  # the checkpoint's tensors are in the networks now
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -183,7 +178,7 @@ class Trainer:
         total = opt.epoch * n_batches
         if opt.max_steps:
             total = min(total, opt.max_steps)
-        self.log.header(environment_line(self.device), describe_solver(opt), len(self.train_loader.dataset),
+        self.log.header(describe_run(opt, self.device), len(self.train_loader.dataset),
                         n_batches, self.ckpt_dir, self.world)
         start = time.time()
         self.log.open_bar(total, min(st.step, total))

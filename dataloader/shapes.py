@@ -11,11 +11,10 @@ Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta
 with every clip's parameters. A run generates it on first use (`ensure_shapes_dataset`);
 `python -m dataset.prepare shapes` writes it ahead of time.
 """
-import contextlib
 import json
 import math
 import os
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -175,55 +174,29 @@ def is_complete(root: str) -> bool:
     if not os.path.exists(os.path.join(root, "meta.json")):
         return False
     meta = load_meta(root)
-    return all(os.path.exists(_clip_path(root, split, i))
-               for split in ("train", "test") for i in range(len(meta[split])))
+    return all(os.path.exists(_clip_path(root, split, i)) for split in ("train", "test") for i in range(len(meta[split])))
 
 
-def _ready(root):
-    has_meta = os.path.exists(os.path.join(root, "meta.json"))
-    if has_meta:
+def _ready(root: str) -> bool:
+    if os.path.exists(os.path.join(root, "meta.json")):
         return is_complete(root)
     return os.path.isdir(os.path.join(root, "train"))  # clips put there by hand: use them as they are
 
 
-@contextlib.contextmanager
-def _generation_lock(root: str) -> Iterator[None]:
-    """One process at a time generates at `root` (torchrun starts every process at once; the
-    others wait here, then find the data set complete). An flock on <root>/.generating.lock:
-    released by the kernel if its holder dies; no lock where fcntl is missing (Windows)."""
-    os.makedirs(root, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:
-        yield
+def ensure_shapes_dataset(root: str) -> None:
+    """Generate the default shapes data set at `root` unless it is there. One process at a time
+    (torchrun starts them all at once): an flock on <root>/.generating.lock, released by the
+    kernel if its holder dies; the others then find the data set complete."""
+    if _ready(root):
         return
+    import fcntl
+    os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, ".generating.lock"), "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
-            yield
+            if not _ready(root):  # nobody generated it while this process waited
+                print(f"[data] generating the moving-shapes data set in {root} "
+                      f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
+                generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)
         finally:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def ensure_shapes_dataset(root: str) -> None:
-    """Generate the default shapes data set at `root` unless it is there (safe when several
-    processes call it at once)."""
-    if _ready(root):
-        return
-    with _generation_lock(root):
-        if not _ready(root):  # nobody generated it while this process waited
-            _generate_default(root)
-
-
-def _generate_default(root):
-    print(f"[data] generating the moving-shapes data set in {root} "
-          f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
-    generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)
-
-
-def render_test_clip_at(root: str, clip_index: int, times_in_frames: ArrayLike, size: Optional[int] = None,
-                        split: str = "test") -> np.ndarray:
-    """Ground truth of clip `clip_index` (file order) at real times (frame units): (T, s, s, 3) uint8."""
-    meta = load_meta(root)
-    return render_clip(meta[split][clip_index], times_in_frames, size or meta["size"])
-

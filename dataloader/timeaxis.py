@@ -1,42 +1,25 @@
 """The model's time axis: where a frame sits in model time (docs/algorithm.md section 2, "Time stamps").
 
-Every clip of a batch shares one set of time stamps. The model sees R slots per unit of model
-time, slot k at t = k / R (`slots_per_unit`):
-  - irregular sampling: R = Wn (window_size), one slot per frame of the window; the unobserved
-    slots are masked out;
-  - regular extrapolation: R = S (sample_size), the S consecutive frames of the window;
-  - regular interpolation: R = S/2, every second frame of the S-frame window.
-So a window spans model times [0, 1). Counted in frames of the stored clip, frame j of the window
-sits at t = j / F with F = `source_frames_per_unit` (Wn irregular, S regular): in regular
-interpolation slot k is source frame 2k, and test_met's in-between frames (the odd source
-frames) sit at (2k + 1) / S.
+Every clip of a batch shares one set of time stamps: R slots per unit of model time, slot k at
+t = k / R (`slots_per_unit`: Wn irregular, one slot per window frame, the unobserved ones masked;
+S regular extrapolation; S/2 regular interpolation, every second frame). A window spans [0, 1):
+window frame j is at j / F, F = `source_frames_per_unit` (Wn irregular, S regular). A phase that
+takes frames from elsewhere (generate's input) counts in slots: input frame p is model time p / R.
 
-A phase that takes frames from elsewhere (generate's input clip) counts time in slots: its input
-frame k is slot k, so input frame position p (possibly fractional) is model time p / R.
-
-Frame stride (--frame_stride k, default 1). A run trained with stride k sees every k-th frame of
-each clip, from an offset o (random in [0, k) on the train split, 0 on the test split): the
-strided clip is the clip at 1/k of its frame rate, and everything above applies to it unchanged
-(strided frame j is stored frame o + k j; the time stamps are the same). The stored frames in
-between are kept for evaluation only (eval_continuous): between consecutive slots lie
-D = k * F / R stored frames (`stored_frames_per_slot`), so stored frame i of a window that starts
-at slot 0 sits at slot position i / D (`window_positions`). Where the clip has frame times
-(<name>.times.npy, seconds), a frame between grid frames g k and (g + 1) k (counted in stored
-frames of the window) is placed by its real time between theirs: the grid frames keep their
-places (the run's time axis is the strided one), the frames in between move.
+Frame stride k (--frame_stride): a run sees every k-th stored frame from an offset (random in
+[0, k) on the train split, 0 on the test split), i.e. the clip at 1/k of its frame rate; the rest
+applies unchanged. Between consecutive slots lie D = k F / R stored frames
+(`stored_frames_per_slot`), kept for eval_continuous: stored frame i of a window is at slot
+position i / D, or, where the clip has frame times (<name>.times.npy), placed by its real time
+between the grid frames around it (`window_positions`).
 """
-from typing import Iterable, Optional, Protocol, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
 import torch
 
 
-class SamplingOptions(Protocol):
-    """What the time axis depends on: the run's options (argparse.Namespace) or a sampling Plan."""
-    irregular: bool
-    extrap: bool
-    sample_size: int
-    window_size: int
+SamplingOptions = Any  # the run's options or a sampling Plan: irregular, extrap, sample_size, window_size
 
 
 def slots_per_unit(opt: SamplingOptions) -> int:
@@ -52,10 +35,8 @@ def source_frames_per_unit(opt: SamplingOptions) -> int:
 
 
 def model_times(positions: Iterable[float], rate: float) -> torch.Tensor:
-    """Positions (slots or frames, may be fractional) -> model times (T,) float32: position / rate.
-
-    rate is the number of positions per unit of model time (R for slots, F for stored frames).
-    """
+    """Positions (slots or frames, may be fractional) -> model times (T,) float32: position / rate
+    (R for slots, F for stored frames)."""
     return torch.tensor([float(p) for p in positions], dtype=torch.float32) / rate
 
 
@@ -93,13 +74,10 @@ def stored_frames_per_slot(opt: SamplingOptions) -> int:
 
 def window_positions(n_frames: int, opt: SamplingOptions,
                      times: Optional[np.ndarray] = None) -> Tuple[np.ndarray, str]:
-    """Slot positions of the stored frames of a window that starts at slot 0: (n_frames,) float64.
-
-    Without `times`, frame i is at i / D. With `times` ((n_frames,) seconds, the window's own),
-    the grid frames (every k-th) keep their places and frame i between grid frames a = g k and
-    b = (g + 1) k is at (g + (t_i - t_a) / (t_b - t_a)) * k / D. Returns (positions, how): how is
-    "index" (no times given), "times", or "index: <why the times were not usable>".
-    """
+    """Slot positions (n_frames,) float64 of the stored frames of a window from slot 0, and how
+    they were placed: "index" (frame i at i / D), "times" (the window's own frame times in seconds:
+    the grid frames keep their places, frame i between grid frames a and b is at
+    (a + k (t_i - t_a) / (t_b - t_a)) / D) or "index: <why the times were not usable>"."""
     k, d = frame_stride(opt), stored_frames_per_slot(opt)
     index = np.arange(n_frames, dtype=np.float64) / d
     if times is None:

@@ -43,18 +43,19 @@ def test_renderer_matches_clip_frames(small):
             assert np.array_equal(shapes.render_clip(params, k * meta["frame_dt"], 64), clip)
             # one frame at a time, in any order
             for j in (7, 0, 19):
-                assert np.array_equal(shapes.render_test_clip_at(small, i, [j], split=split)[0], clip[j])
+                assert np.array_equal(shapes.render_clip(meta[split][i], [j], meta["size"])[0], clip[j])
 
 
 def test_real_valued_times(small):
     clip = np.load(os.path.join(small, "test", "00001.npy"))
-    mid = shapes.render_test_clip_at(small, 1, np.array([4.5]))[0].astype(float)
+    test = shapes.load_meta(small)["test"]
+    mid = shapes.render_clip(test[1], np.array([4.5]), 64)[0].astype(float)
     a, b = clip[4].astype(float), clip[5].astype(float)
     assert mid.shape == (64, 64, 3)
     assert not np.array_equal(mid, a) and not np.array_equal(mid, b)
     # between its neighbours: closer to their mean than they are to each other
     assert np.abs(mid - (a + b) / 2).mean() < np.abs(a - b).mean()
-    assert shapes.render_test_clip_at(small, 1, [0.0, 2.25], size=32).shape == (2, 32, 32, 3)
+    assert shapes.render_clip(test[1], [0.0, 2.25], size=32).shape == (2, 32, 32, 3)
 
 
 def test_deterministic(small, tmp_path):

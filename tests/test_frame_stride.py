@@ -305,7 +305,7 @@ def test_shapes_analytic_and_held_out_paths_agree(shape_runs, kind):
         pooled = math.fsum(r[base][key] * r["n_frames"] for r in rows) / n
         assert pooled == pytest.approx(between["baseline"][key], rel=1e-9)
     saved = json.load(open(os.path.join(shape_runs[kind], "continuous", "results.json")))
-    assert saved["held_out"]["table"] == res["held_out"]["table"] and saved["frame_stride"] == 2
+    assert saved["held_out"]["rows"] == res["held_out"]["rows"] and saved["frame_stride"] == 2
     assert os.path.isfile(res["held_out"]["plot"])
     if kind == "extrap":
         assert all(r["blend"] is None for r in res["held_out"]["rows"])

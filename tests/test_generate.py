@@ -219,15 +219,15 @@ def test_errors(runs, tmp_path, capsys):
 def test_eval_continuous_table(runs, kind):
     res = eval_continuous(opt_for(runs, kind, "--no_lpips", "--max_test_batches", "1",
                                   phase="eval_continuous"))
-    names = [r["time_set"] for r in res["table"]]
+    names = [r["time_set"] for r in res["rows"]]
     assert names == (["grid", "between_x4", "beyond"] if kind == "extrap" else ["grid", "between_x4"])
-    for row in res["table"]:
+    for row in res["rows"]:
         assert row["n_frames"] > 0
-        for k in ("model_ssim", "model_psnr", "baseline_ssim", "baseline_psnr"):
-            assert math.isfinite(row[k])
-        assert row["model_lpips"] is None
+        for who in ("model", "baseline"):
+            assert math.isfinite(row[who]["ssim"]) and math.isfinite(row[who]["psnr"])
+        assert row["model"]["lpips"] is None
     between = res["rows"][1]
     assert all(t != int(t) for t in between["scored_times"])  # never on the training grid
     saved = json.load(open(os.path.join(runs[kind], "continuous", "results.json")))
-    assert saved["table"] == res["table"]
+    assert saved["rows"] == res["rows"]
     shutil.rmtree(os.path.join(runs[kind], "continuous"))

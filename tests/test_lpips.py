@@ -209,14 +209,13 @@ def _use_sdist(monkeypatch, source):
     return calls
 
 
-def test_ensure_is_a_noop_on_a_good_file_and_rewrites_the_sidecar(weights_file, tmp_path, monkeypatch):
+def test_ensure_is_a_noop_on_a_good_file(weights_file, tmp_path, monkeypatch):
     path = tmp_path / lw.FILE_NAME
-    shutil.copy(weights_file, path)  # a copied file, no .sha256 beside it
+    shutil.copy(weights_file, path)  # a copied file
     monkeypatch.setattr(lw, "build", lambda *a, **k: pytest.fail("rebuilt a good file"))
     logs = []
     assert lw.ensure(path, log=logs.append) == path
-    assert lw.sidecar_path(path).read_text() == f"{lw.sha256_file(path)}  {lw.FILE_NAME}\n"
-    assert any("sha256" in m for m in logs) and "verified" in logs[-1]
+    assert "verified" in logs[-1]
     mtime = os.stat(path).st_mtime_ns
     lw.ensure(path, log=logs.append)
     assert os.stat(path).st_mtime_ns == mtime
@@ -230,15 +229,13 @@ def test_ensure_rebuilds_a_damaged_file(damage, weights_file, sdist, tmp_path, m
         path.write_bytes(Path(weights_file).read_bytes()[:4_000_000])
     else:
         torch.save({k: v + 1e-7 for k, v in lw.load_features(weights_file).items()}, path)
-    lw.write_sidecar(path)  # a sidecar that matches the damaged bytes proves nothing
     calls = _use_sdist(monkeypatch, sdist)
     logs = []
     lw.ensure(path, log=logs.append)
     assert len(calls) == 1 and not Path(calls[0]).exists()  # the temp folder is gone
     assert "rebuilding" in logs[0]
     assert lw.features_digest(lw.load_features(path)) == lw.FEATURES_SHA256
-    assert lw.sidecar_path(path).read_text().split()[0] == lw.sha256_file(path)
-    assert sorted(p.name for p in path.parent.iterdir()) == [lw.FILE_NAME, lw.FILE_NAME + ".sha256"]
+    assert [p.name for p in path.parent.iterdir()] == [lw.FILE_NAME]
 
 
 def test_build_refuses_foreign_heads_and_leaves_nothing(tmp_path, monkeypatch):

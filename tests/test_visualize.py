@@ -152,9 +152,3 @@ def test_plot_without_lpips(tmp_path):
     assert img.shape == (320, 1200, 3)
     assert len(_pixels_of(img[60:, 840:], MODEL_RGB)[0]) == 0  # nothing drawn in the LPIPS panel
     assert os.listdir(tmp_path) == ["p.png"]
-
-
-def test_plot_needs_a_metric(tmp_path):
-    with pytest.raises(ValueError, match="at least one"):
-        plot_metrics_by_index({"model": []}, tmp_path / "p.png", metrics=())
-    assert os.listdir(tmp_path) == []

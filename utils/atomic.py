@@ -2,8 +2,8 @@
 
 A failure at any point (full disk, Ctrl-C, an exception in the writer) leaves the old file
 untouched and no temp file behind. Only a killed process (kill -9, power loss) can leave its
-temp file: `dir/.name.<pid>.<hex>.tmp` (never ending in .pth or .json, so that nothing looks
-for it as a checkpoint or a result); remove_stale_temps() clears those of dead processes.
+temp file, `dir/.name.<pid>.<hex>.tmp` (never ending in .pth or .json: nothing takes it for a
+checkpoint or a result); remove_stale_temps() clears those of dead processes.
 """
 import contextlib
 import json
@@ -15,87 +15,49 @@ from pathlib import Path
 
 import numpy as np
 
-# extensions a temp file must never end with: they name checkpoints and results
-_NEVER_TEMP_SUFFIXES = (".pth", ".pt", ".json", ".jsonl")
-# .name.<pid>.<8 hex>.tmp, optionally with the writer's suffix (.tmp.mp4); also the names this
-# module used before (.name.<pid>.<hex>.tmp.<ext of name>)
-_TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # .name.<pid>.<hex>.tmp[.ext]
 
 
-def temp_path_for(path, keep_suffix=False):
-    """A hidden temp name beside `path`: dir/.name.<pid>.<hex>.tmp. keep_suffix=True appends the
-    extension of `path` (dir/.name.<pid>.<hex>.tmp.mp4) for writers that pick the format from
-    it, like cv2.VideoWriter; refused for .pth/.json, which name checkpoints and results."""
+def temp_path_for(path: "str | os.PathLike[str]", keep_suffix: bool = False) -> str:
+    """A hidden temp name beside `path`. keep_suffix=True appends the extension of `path` (.tmp.mp4)
+    for writers that pick the format from it, like cv2.VideoWriter; refused for the extensions of
+    checkpoints and results (.pth, .pt, .json, .jsonl)."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     ext = os.path.splitext(name)[1] if keep_suffix else ""
-    if ext.lower() in _NEVER_TEMP_SUFFIXES:
+    if ext.lower() in (".pth", ".pt", ".json", ".jsonl"):
         raise ValueError(f"a temp file must not end in {ext} (it would look like a finished file): "
                          f"write {name} through a file object instead of keep_suffix=True")
     return os.path.join(folder, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{ext}")
 
 
-def is_temp_name(name: str) -> bool:
-    """Whether a file name is one of temp_path_for's (the current or the earlier form)."""
-    return _TEMP_RE.match(name) is not None
-
-
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True  # exists, owned by someone else
     return True
 
 
 def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
-    """Remove the temp files of atomic writes that a killed process left under `folder` (recursively);
-    those of a process still running (another writer) are kept. Returns the removed paths."""
+    """Remove the temp files that killed processes left under `folder` (recursively); those of a
+    process still running (another writer) are kept. Returns the removed paths."""
     removed = []
-    root = Path(folder)
-    if not root.is_dir():
-        return removed
-    for dirpath, _, files in os.walk(root):
+    for dirpath, _, files in os.walk(folder):
         for name in files:
-            m = _TEMP_RE.match(name)
-            if m is None or _pid_alive(int(m.group(1))):
-                continue
-            path = Path(dirpath) / name
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
+            m = TEMP_RE.match(name)
+            if m and not _pid_alive(int(m.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    (Path(dirpath) / name).unlink()
+                    removed.append(Path(dirpath) / name)
     return removed
 
 
-def fsync_dir(folder):
-    """Make a rename durable; silently skipped where directories cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path):
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
 @contextlib.contextmanager
-def atomic_path(path, keep_suffix=False):
-    """Yield a temp path to write `path` through; on success it replaces `path`.
-
-    The caller writes the temp file by any means (it is fsynced here before the rename);
-    keep_suffix: the temp name ends in the extension of `path` (see temp_path_for).
-    """
+def atomic_path(path: "str | os.PathLike[str]", keep_suffix: bool = False):
+    """Yield a temp path to write `path` through by any means; on success it is fsynced and
+    replaces `path` (keep_suffix: see temp_path_for)."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
@@ -109,26 +71,30 @@ def atomic_path(path, keep_suffix=False):
             os.close(fd)
         os.replace(tmp, path)
     except BaseException:
-        _remove(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    fsync_dir(folder)
+    with contextlib.suppress(OSError):  # make the rename durable where folders can be opened
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
-def atomic_write_with(path, write):
+def atomic_write_with(path: "str | os.PathLike[str]", write) -> None:
     """Open a temp file beside `path` for binary writing, call write(fileobj), then replace."""
     with atomic_path(path) as tmp:
         with open(tmp, "xb") as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
 
 
-def atomic_write_bytes(path, data):
+def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
     atomic_write_with(path, lambda f: f.write(data))
 
 
-def atomic_write_text(path, text, encoding="utf-8"):
-    atomic_write_bytes(path, text.encode(encoding))
+def atomic_write_text(path: "str | os.PathLike[str]", text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _finite_or_none(obj):
@@ -142,7 +108,7 @@ def _finite_or_none(obj):
     return obj
 
 
-def atomic_write_json(path, obj, indent=2):
+def atomic_write_json(path: "str | os.PathLike[str]", obj, indent: int = 2) -> None:
     """Write `obj` as JSON; non-finite floats are written as null."""
     atomic_write_text(path, json.dumps(_finite_or_none(obj), indent=indent, allow_nan=False) + "\n")
 

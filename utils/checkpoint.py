@@ -2,7 +2,7 @@
 
 Checkpoints are named `ckpt_<step:08d>.pth` (docs/algorithm.md section 6). A file holds either the
 generator's state dict alone (the paper's format) or this project's training state
-{'netG', 'netD_img', 'netD_seq', 'optimizer_G', 'optimizer_D', 'lr', 'epoch', 'step', 'rng'}.
+(utils/train_state.py).
 """
 import pickle
 import random
@@ -17,19 +17,18 @@ import torch
 from utils.atomic import atomic_write_with
 
 CKPT_RE = re.compile(r"^ckpt_(\d+)\.pth$")
-_PREFIXES = ("module.", "_orig_mod.")
 
 
 class CheckpointError(FileNotFoundError):
     """A checkpoint that cannot be found or read; the message says what to do."""
 
 
-def atomic_save(obj, path):
-    """torch.save through a temp file + fsync + os.replace: never a partial `path`."""
+def atomic_save(obj, path) -> None:
+    """torch.save through utils/atomic.py: never a partial `path`."""
     atomic_write_with(path, lambda f: torch.save(obj, f))
 
 
-def checkpoint_path(folder, step):
+def checkpoint_path(folder, step) -> Path:
     return Path(folder) / f"ckpt_{int(step):08d}.pth"
 
 
@@ -39,19 +38,17 @@ def checkpoint_step(path):
     return int(m.group(1)) if m else None
 
 
-def save_checkpoint(obj, folder, step):
+def save_checkpoint(obj, folder, step) -> Path:
     path = checkpoint_path(folder, step)
     atomic_save(obj, path)
     return path
 
 
-def list_checkpoints(folder):
+def list_checkpoints(folder) -> list[Path]:
     """Checkpoint paths in `folder`, sorted by step (not by name or directory order)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_file()]
-    return [p for s, p in sorted((s, p) for s, p in found if s is not None)]
+    found = [(checkpoint_step(p), p) for p in folder.iterdir() if p.is_file()] if folder.is_dir() else []
+    return [p for s, p in sorted(f for f in found if f[0] is not None)]
 
 
 def newest_checkpoint(folder):
@@ -60,26 +57,25 @@ def newest_checkpoint(folder):
     return ckpts[-1] if ckpts else None
 
 
-def _available(folder):
+def _available(folder) -> str:
     steps = [checkpoint_step(p) for p in list_checkpoints(folder)]
     if not steps:
         return f"no ckpt_<step>.pth files in {folder}"
-    shown = ", ".join(str(s) for s in steps[-10:])
     more = f" (and {len(steps) - 10} older)" if len(steps) > 10 else ""
-    return f"steps available in {folder}: {shown}{more}"
+    return f"steps available in {folder}: {', '.join(map(str, steps[-10:]))}{more}"
 
 
-def resolve_checkpoint(folder, which=None):
+def resolve_checkpoint(folder, which=None) -> Path:
     """None -> the newest; an int or digit string -> that step; else a path (absolute,
     relative to the working directory, or a file name inside `folder`)."""
     folder = Path(folder)
-    if which is None or (isinstance(which, str) and which.strip() == ""):
+    if which is None or str(which).strip() == "":
         path = newest_checkpoint(folder)
         if path is None:
             raise CheckpointError(f"no checkpoint found: looked for ckpt_<step>.pth in {folder}; "
                                   "train first, or pass --ckpt PATH")
         return path
-    if isinstance(which, int) or (isinstance(which, str) and which.strip().isdigit()):
+    if isinstance(which, int) or str(which).strip().isdigit():
         step = int(which)
         for p in list_checkpoints(folder):
             if checkpoint_step(p) == step:
@@ -89,54 +85,39 @@ def resolve_checkpoint(folder, which=None):
     for cand in (Path(which), folder / which):
         if cand.is_file():
             return cand
-    raise CheckpointError(f"checkpoint file not found: {which} (also looked in {folder}); "
-                          f"{_available(folder)}")
+    raise CheckpointError(f"checkpoint file not found: {which} (also looked in {folder}); {_available(folder)}")
 
 
-def load_checkpoint(path, map_location="cpu", trusted=False):
-    """torch.load with weights_only=True. Files holding arbitrary Python objects are refused
-    unless trusted=True. Missing, corrupt or truncated files raise CheckpointError."""
+def load_checkpoint(path, map_location="cpu"):
+    """torch.load with weights_only=True: files holding other Python objects are refused, as are
+    missing, corrupt or truncated ones (CheckpointError)."""
     path = Path(path)
     hint = f"pick another with --ckpt <step or path> ({_available(path.parent)})"
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}; {hint}")
     try:
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except pickle.UnpicklingError as e:
-            if "Unsupported global" not in str(e):
-                raise  # not a refused class: a corrupt file
-            if not trusted:
-                detail = next((ln for ln in str(e).splitlines() if "Unsupported global" in ln), "")
-                raise CheckpointError(f"{path} holds Python objects that weights_only loading "
-                                      f"refuses ({detail.strip()}); load it with trusted=True "
-                                      "only if you trust its origin") from e
-            return torch.load(path, map_location=map_location, weights_only=False)
-    except CheckpointError:
-        raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError,
-            zipfile.BadZipFile) as e:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as e:
         text = str(e).split("WeightsUnpickler error:")[-1].strip()  # skip torch's preamble
+        if "Unsupported global" in text:
+            raise CheckpointError(f"{path} holds Python objects that weights_only loading refuses "
+                                  f"({text.splitlines()[0][:200]}); it was not written by this code") from e
         first = text.splitlines()[0] if text else "empty file?"
         raise CheckpointError(f"cannot read checkpoint {path}: corrupt or truncated "
                               f"({type(e).__name__}: {first[:200]}); {hint}") from e
 
 
-def strip_prefixes(state):
+def strip_prefixes(state: dict) -> OrderedDict:
     """Drop leading 'module.' (DDP) and '_orig_mod.' (torch.compile) from every key."""
     out = OrderedDict()
     for k, v in state.items():
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if k.startswith(p):
-                    k, changed = k[len(p):], True
+        while k.startswith(("module.", "_orig_mod.")):
+            k = k.split(".", 1)[1]
         out[k] = v
     return out
 
 
-def generator_state_from(obj):
+def generator_state_from(obj) -> OrderedDict:
     """The generator's state dict from a paper-format checkpoint (the state dict itself) or
     from this project's training checkpoint (obj['netG']), prefixes stripped."""
     if isinstance(obj, dict) and "netG" in obj:
@@ -148,15 +129,13 @@ def generator_state_from(obj):
     return strip_prefixes(obj)
 
 
-# --- random-number states, as weights_only-safe types (tensors, ints, floats, lists) ---
-
-def rng_state():
-    """States of python `random`, numpy's global RNG, torch CPU and (if available) CUDA."""
+def rng_state() -> dict:
+    """States of python `random`, numpy's global RNG, torch CPU and CUDA (None without CUDA), as
+    weights_only-safe types (tensors, ints, floats, strings)."""
     py = random.getstate()  # (version, tuple of 625 ints, gauss_next)
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
-        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64),
-                   "gauss_next": py[2]},
+        "python": {"version": py[0], "state": torch.tensor(py[1], dtype=torch.int64), "gauss_next": py[2]},
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
@@ -164,18 +143,13 @@ def rng_state():
     }
 
 
-def set_rng_state(state):
-    """Restore what rng_state() returned (missing parts are left alone)."""
-    if state.get("python") is not None:
-        p = state["python"]
-        random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
-    if state.get("numpy") is not None:
-        n = state["numpy"]
-        np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                             n["has_gauss"], n["cached_gaussian"]))
-    if state.get("torch") is not None:
-        torch.set_rng_state(state["torch"].cpu())
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        cuda = [s.cpu() for s in state["cuda"]][: torch.cuda.device_count()]
-        for i, s in enumerate(cuda):
-            torch.cuda.set_rng_state(s, i)
+def set_rng_state(state: dict) -> None:
+    """Restore what rng_state() returned."""
+    p, n = state["python"], state["numpy"]
+    random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss_next"]))
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(state["torch"].cpu())
+    if state["cuda"] is not None and torch.cuda.is_available():
+        for i, s in enumerate(state["cuda"][: torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), i)

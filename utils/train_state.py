@@ -1,12 +1,11 @@
 """The training state: what a checkpoint holds, saving it, resuming from it exactly.
 
-A training checkpoint holds the three networks, the two optimisers, the learning rate, the
---amp fp16 loss scale, the position (epoch, step, batch_in_epoch with the world size and
---batch_size it counts in), the options and the log folder (what --resume restores, runs.resume_run),
-and the random-number streams: rank 0's under 'rng',
-every process's under 'rng_per_rank' when there are several (utils/checkpoint.py writes and reads
-the files). Resuming restores all of it, so the resumed run takes the clips and computes the
-losses of the uninterrupted one bit for bit; with another process count or --batch_size the
+A training checkpoint holds the three networks, the two optimisers, the learning rate, the --amp
+fp16 loss scale, the position (epoch, step, batch_in_epoch in batches of its world size and
+--batch_size, epochs_done), the options and the log folder (what --resume restores, runs.resume_run),
+and the random-number streams (rank 0's under 'rng', every process's under 'rng_per_rank' when
+there are several). Resuming restores all of it, so the resumed run takes the clips and computes
+the losses of the uninterrupted one bit for bit; with another process count or --batch_size the
 position is converted (TrainState._convert_position) and the streams reseeded.
 """
 import random
@@ -18,8 +17,7 @@ import numpy as np
 import torch
 
 from utils import distributed as dist
-from utils.checkpoint import (CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state,
-                              strip_prefixes)
+from utils.checkpoint import CheckpointError, rng_state, save_checkpoint, set_rng_state, strip_prefixes
 
 
 def seed_everything(seed: int) -> None:
@@ -36,13 +34,9 @@ def batches_per_epoch(n_clips: int, world: int, batch_size: int) -> int:
 
 
 class TrainState:
-    """The networks, optimisers and loss scaler of a training run and its position in it.
-
-    model, netD_img, netD_seq: the generator and the discriminators, unwrapped (not DDP);
-    optG, optD: their optimisers; scaler: the GradScaler of --amp fp16 or None;
-    rank, world: this process and the number of processes.
-    epoch (0-based), step (steps done), batch_in_epoch (batches of this process done in `epoch`).
-    """
+    """The networks (unwrapped, not DDP), optimisers and loss scaler (--amp fp16, else None) of a
+    training run and its position in it: epoch (0-based), step (steps done), batch_in_epoch
+    (batches of this process done in `epoch`) of n_batches per epoch."""
 
     def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
                  optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
@@ -51,10 +45,9 @@ class TrainState:
         self.model, self.netD_img, self.netD_seq = model, netD_img, netD_seq
         self.optG, self.optD, self.scaler = optG, optD, scaler
         self.rank, self.world, self.main = rank, world, rank == 0
-        self.epoch, self.step, self.batch_in_epoch = 0, 0, 0
+        self.epoch, self.step, self.batch_in_epoch, self.n_batches = 0, 0, 0, 0
         self.last_ckpt: Optional[Path] = None
 
-    # ------------------------------------------------------------------ checkpoints
     def state(self) -> dict:
         """What a checkpoint holds (rank 0's RNG streams; save() adds every process's)."""
         return {"netG": self.model.state_dict(), "netD_img": self.netD_img.state_dict(),
@@ -62,8 +55,8 @@ class TrainState:
                 "optimizer_D": self.optD.state_dict(), "lr": self.optG.param_groups[0]["lr"],
                 "epoch": self.epoch, "step": self.step, "batch_in_epoch": self.batch_in_epoch,
                 "world_size": self.world, "batch_size": self.opt.batch_size,  # batch_in_epoch's unit
+                "epochs_done": self.epoch + int(self.batch_in_epoch >= self.n_batches),
                 "log_dir": str(self.opt.log_dir),  # where --resume finds the run's options.json and logs
-                "last_batch": "partial",  # epochs keep their partial last batch (older checkpoints dropped it)
                 "rng": rng_state(), "options": {k: v for k, v in vars(self.opt).items()
                                                 if isinstance(v, (int, float, str, bool, type(None)))}}
 
@@ -81,21 +74,16 @@ class TrainState:
             self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # also a barrier
         return self.last_ckpt
 
-    def start(self, resume_path: Optional[Path], n_clips: int, n_batches: int, obj: Optional[dict] = None) -> None:
-        """Resume from the checkpoint at `resume_path` (None: a new run; `obj`: its contents when
-        already read), then set this process's random-number streams: the checkpoint's own when it
-        has them for this process count, else seeded from (seed, rank, step). n_clips, n_batches:
-        the train split's clips and this process's batches per epoch (for a checkpoint written with
-        another process count or --batch_size)."""
-        rng_restored = self._load_resume(resume_path, n_clips, n_batches, obj) if resume_path else False
-        if not rng_restored:
+    def start(self, path: Optional[Path], obj: Optional[dict], n_clips: int, n_batches: int) -> None:
+        """Resume from checkpoint `path` holding `obj` (None: a new run), then set this process's
+        random-number streams: the checkpoint's own when it has them for this process count, else
+        seeded from (seed, rank, step). n_clips, n_batches: the train split's clips and this
+        process's batches per epoch (for a checkpoint of another process count or --batch_size)."""
+        self.n_batches = n_batches
+        if not (path and self._load_resume(path, obj, n_clips)):
             seed_everything(self.opt.seed + 1000 * self.rank + self.step)  # per-rank streams
 
-    def _load_resume(self, path, n_clips, n_batches, obj=None):
-        obj = load_checkpoint(path, map_location="cpu") if obj is None else obj
-        if not isinstance(obj, dict) or "optimizer_G" not in obj:
-            raise CheckpointError(f"{path} holds a generator only (the paper's format), not a training state; "
-                                  "it can be evaluated with test_met but not resumed")
+    def _load_resume(self, path: Path, obj: dict, n_clips: int) -> bool:
         for key, net in (("netG", self.model), ("netD_img", self.netD_img), ("netD_seq", self.netD_seq)):
             try:
                 net.load_state_dict(strip_prefixes(obj[key]))
@@ -112,46 +100,27 @@ class TrainState:
         if self.scaler is not None and obj.get("scaler"):
             self.scaler.load_state_dict(obj["scaler"])
         self.epoch, self.step, self.batch_in_epoch = obj["epoch"], obj["step"], obj["batch_in_epoch"]
-        self._from_dropped_last_batch(obj, n_clips)
-        self._convert_position(obj, n_clips, n_batches)
+        self._convert_position(obj, n_clips, self.n_batches)
         self.last_ckpt = path
         if self.main:
             print(f"[train] resumed {path} (epoch {self.epoch + 1}, step {self.step})")
-        # this process's own RNG streams when the checkpoint has them (same number of processes)
         per_rank = obj.get("rng_per_rank")
-        if per_rank is not None and len(per_rank) == self.world:
+        if per_rank is not None and len(per_rank) == self.world:  # this process's own streams
             set_rng_state(per_rank[self.rank])
-            return True
-        if self.world == 1 and per_rank is None:
+        elif self.world == 1 and per_rank is None:
             set_rng_state(obj["rng"])
-            return True
-        return False  # reseeded per process from (seed, rank, step)
+        else:
+            return False  # another process count: reseeded per process from (seed, rank, step)
+        return True
 
-    def _from_dropped_last_batch(self, obj, n_clips):
-        """A checkpoint written when epochs dropped their partial last batch (no 'last_batch' key)
-        and taken at the end of such an epoch: that run had closed the epoch, so this one does too
-        (instead of training on the clips that run left out), and says so."""
-        if "last_batch" in obj:
-            return
-        w = int(obj.get("world_size", self.world))
-        b = int(obj.get("batch_size", self.opt.batch_size))
-        share = n_clips // w
-        if share % b and self.batch_in_epoch == share // b:
-            self.batch_in_epoch = batches_per_epoch(n_clips, w, b)
-            if self.main:
-                print(f"[train] note: the checkpoint was written when an epoch dropped its last partial batch; "
-                      f"its epoch {self.epoch + 1} is complete, the next epochs keep their last "
-                      f"{share % b} clip(s) in a partial batch, as the reference")
-
-    def _convert_position(self, obj, n_clips, n_batches):
+    def _convert_position(self, obj: dict, n_clips: int, n_batches: int) -> None:
         """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
 
         The processes' shares interleave one permutation per epoch, so after s steps the run
-        has consumed exactly the first s * batch_size * world_size clips of the epoch's order,
-        whatever the split (only an epoch's last batch can be partial, and after it the epoch is
-        closed); resume at that prefix (rounded down to a whole new global batch)."""
-        old_w = int(obj.get("world_size", self.world))
-        old_b = int(obj.get("batch_size", self.opt.batch_size))
+        has consumed exactly the first s * batch_size * world_size clips of the epoch's order
+        (only an epoch's last batch can be partial, and after it the epoch is closed); resume at
+        that prefix (rounded down to a whole new global batch)."""
+        old_w, old_b = int(obj["world_size"]), int(obj["batch_size"])
         new_w, new_b = self.world, self.opt.batch_size
         if (old_w, old_b) == (new_w, new_b):
             return

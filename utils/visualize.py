@@ -25,12 +25,9 @@ PathLike = Union[str, os.PathLike]
 Frames = Union[torch.Tensor, np.ndarray]  # (T, 3|1, H, W) float in [0, 1] or (T, H, W, 3) uint8
 
 
-# ---------------------------------------------------------------- conversions
-
 def to_uint8_hwc(frames: Frames) -> np.ndarray:
     """(T, 3|1, H, W) float in [0,1] or (T, H, W, 3) uint8 (tensor or array) -> (T, H, W, 3)
-    uint8 numpy; floats quantised as save_image does, gray repeated to 3 channels.
-    Raises ValueError for any other shape."""
+    uint8 numpy; floats quantised as save_image does, gray repeated to 3 channels."""
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(frames)
     if frames.dtype == torch.uint8 and frames.dim() == 4 and frames.shape[-1] == 3:
@@ -63,13 +60,6 @@ def _text(img, text, org, scale=0.4, colour=BLACK, thickness=1):
     """Draw text on an (H, W, 3) uint8 RGB array in place; org = bottom-left corner."""
     cv2.putText(img, text, (int(org[0]), int(org[1])), FONT, scale, colour, thickness, cv2.LINE_AA)
 
-
-def _text_size(text, scale=0.4, thickness=1):
-    (w, h), base = cv2.getTextSize(text, FONT, scale, thickness)
-    return w, h + base
-
-
-# ---------------------------------------------------------------- grids, GIF, MP4
 
 def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
               padding: int = 2) -> None:
@@ -120,19 +110,6 @@ def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
             raise RuntimeError(f"MP4 written to {path} cannot be read back by OpenCV")
 
 
-# ---------------------------------------------------------------- labelled layouts
-
-def _label_strip(labels, widths, height, pad):
-    """A white (height, sum(widths)+pads, 3) uint8 strip with each label centred on its panel."""
-    strip = np.full((height, sum(widths) + pad * (len(widths) - 1), 3), 255, np.uint8)
-    x = 0
-    for lab, w in zip(labels, widths):
-        tw, th = _text_size(lab)
-        _text(strip, lab, (x + max(0, (w - tw) // 2), height - 4))
-        x += w + pad
-    return strip
-
-
 def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, pad: int = 2,
                  min_height: int = 96) -> torch.Tensor:
     """Several (T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video, panels separated by
@@ -151,14 +128,17 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
     body = torch.cat(parts, dim=-1)  # (T, 3, h, W')
     if not labels:
         return body
-    strip = _label_strip(list(labels), [v.shape[-1] for v in vids], 16, pad)
+    strip = np.full((16, body.shape[-1], 3), 255, np.uint8)  # each label centred above its panel
+    x = 0
+    for lab, v in zip(labels, vids):
+        _text(strip, lab, (x + max(0, (v.shape[-1] - cv2.getTextSize(lab, FONT, 0.4, 1)[0][0]) // 2), 12))
+        x += v.shape[-1] + pad
     strip = torch.from_numpy(strip).permute(2, 0, 1).float().div(255)  # (3, 16, W')
     return torch.cat([strip.expand(t, -1, -1, -1), body], dim=-2)
 
 
 def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: Sequence[bool],
-                       path: Optional[PathLike] = None, min_height: int = 96,
-                       border: int = 3) -> torch.Tensor:
+                       path: Optional[PathLike] = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
     """(N, 3, H, W) frames in [0,1] at `times` -> one strip in time order, each frame labelled
     't=...'; observed frames get a green border and 'obs'. Returns (3, H', W') float; also
     writes a PNG when `path` is given."""
@@ -183,46 +163,29 @@ def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: S
     return torch.from_numpy(out).permute(2, 0, 1).float().div(255)
 
 
-# ---------------------------------------------------------------- metric plots
-
-METRICS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))
-
-
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(float(v))
+METRICS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))  # (key, panel title)
 
 
 def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLike,
-                          metrics: Sequence[tuple[str, str]] = METRICS,
-                          panel_size: tuple[float, float] = (4.0, 3.2), dpi: int = 100,
                           xlabel: str = "predicted frame index", integer_x: bool = True) -> np.ndarray:
-    """Metric curves over the predicted-frame index, drawn with matplotlib (Agg, no display).
-
-    series: {name: per-index list of dicts}, e.g. {"model": summary["per_index"], "baseline":
-    ...} from MetricAccumulator.summary(); each dict holds "index" (else its list position) and
-    one value per metric key (None or NaN where not measured: that point is left out).
-    metrics: (key, panel title) pairs, one panel each, side by side. xlabel: the x axis; with
-    integer_x False the "index" may be any number (eval_continuous: a position between frames).
-    Writes a PNG to `path` atomically and returns the same image, (H, W, 3) uint8 RGB with
-    H = panel_size[1] * dpi and W = len(metrics) * panel_size[0] * dpi (rounded).
-    """
-    if not metrics:
-        raise ValueError("plot_metrics_by_index needs at least one (key, title) metric")
-    # matplotlib is loaded only when a plot is drawn (test_met), not by every importer
+    """SSIM, PSNR and LPIPS curves side by side (matplotlib, Agg), written as a PNG and returned,
+    (320, 1200, 3) uint8 RGB. series: {name: list of dicts}, e.g. {"model": summary["per_index"]},
+    each dict with "index" (else its list position; any number unless integer_x) and a value per
+    metric (None or NaN: not measured, left out)."""
+    # matplotlib is loaded only when a plot is drawn, not by every importer
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
-    fig = Figure(figsize=(panel_size[0] * len(metrics), panel_size[1]), dpi=dpi,
-                 layout="constrained")
+    fig = Figure(figsize=(4.0 * len(METRICS), 3.2), dpi=100, layout="constrained")
     canvas = FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(metrics), sharex=True, squeeze=False)[0]
+    axes = fig.subplots(1, len(METRICS), sharex=True, squeeze=False)[0]
     colours = [f"C{k}" for k in range(len(series))]  # one colour per series in every panel
     handles, indices = {}, set()
-    for ax, (key, title) in zip(axes, metrics):
+    for ax, (key, title) in zip(axes, METRICS):
         for colour, (name, per) in zip(colours, series.items()):
             pts = [(e.get("index", i), float(e[key])) for i, e in enumerate(per)
-                   if _finite(e.get(key))]
+                   if e.get(key) is not None and math.isfinite(float(e[key]))]
             if pts:
                 xs, ys = zip(*pts)
                 indices.update(xs)
