@@ -21,6 +21,7 @@ class ConvGRUCell(nn.Module):
         reset, update = torch.split(gates, self.hidden_dim, dim=1)
         reset, update = torch.sigmoid(reset), torch.sigmoid(update)
         cand = torch.tanh(self.conv_can(torch.cat([x, reset * h], dim=1)))
+        # h_i = (1 - u) * h_i^- + u * candidate; h here is h_i^-, x is E(X_{t_i})
         h_new = (1 - update) * h + update * cand
         m = mask.reshape(-1, 1, 1, 1)
         return m * h_new + (1 - m) * h
@@ -50,6 +51,7 @@ class EncoderZ0ODEConvGRU(nn.Module):
         if feats.size(1) != time_steps.numel():
             raise ValueError(f"the encoder got {feats.size(1)} frames but {time_steps.numel()} time stamps")
         y = self.walk(feats, time_steps, mask)
+        # z_{t_0} = the first half of transform_z0(h); the std half is never used
         mean, std = torch.split(self.transform_z0(y), self.hidden_dim, dim=1)
         return mean, std.abs()
 
@@ -66,7 +68,9 @@ class EncoderZ0ODEConvGRU(nn.Module):
             order = range(T)
             t_prev, t_cur = tp[0] - 0.01, tp[0]
         for n, i in enumerate(order):
+            # h_i^- = ODESolve(f_theta, h_{i-1}, (t_{i-1}, t_i)): one explicit Euler step
             y_ode = euler_step(y, t_prev, t_cur)
+            # h_i = ConvGRU(h_i^-, E(X_{t_i})) (an unobserved slot keeps h_i^-)
             y = cell(feats[:, i], y_ode, mask[:, i])
             if n + 1 < T:
                 nxt = order[n + 1]

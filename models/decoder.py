@@ -76,6 +76,7 @@ def warp_chain(flows: torch.Tensor, start: torch.Tensor, grid: torch.Tensor | No
     grids = grid.unsqueeze(1) + (flows / scale).permute(0, 1, 3, 4, 2)  # (b, K, H, W, 2)
     out, frame = [], start
     for k in range(K):
+        # W(F(t_i), .) for step k: resample the previous warped frame along the flow
         frame = F.grid_sample(frame, grids[:, k], mode="bilinear", padding_mode="border", align_corners=True)
         out.append(frame)
     return torch.stack(out, dim=1)

@@ -87,9 +87,11 @@ def lsgan_d_loss(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tor
     """
     n = real.size(0)
     scores = netD(torch.cat([real, fake.detach()], dim=0)).float()  # float32 under --amp
+    # L_D^img / L_D^seq = 0.5 * (mean (D(real) - 1)^2 + mean D(fake)^2)
     return 0.5 * ((scores[:n] - 1).pow(2).mean() + scores[n:].pow(2).mean())
 
 
 def lsgan_g_loss(netD: nn.Module, fake: torch.Tensor) -> torch.Tensor:
     """mean((D(fake) - 1)^2); fake (n, c, h, w) -> a scalar."""
+    # L_adv^img / L_adv^seq = mean (D(fake) - 1)^2
     return (netD(fake).float() - 1).pow(2).mean()

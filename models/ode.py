@@ -54,6 +54,7 @@ class DiffeqSolver(nn.Module):
 
     def forward(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """z0 (b, c, h, w), times (T,) increasing -> z (b, T, c, h, w), z[:, 0] = z0."""
+        # z_{t_1}, ..., z_{t_T} = ODESolve(f_phi, z_{t_0}, (t_1, ..., t_T))
         sol = odeint(self.ode_func, z0, times, rtol=self.rtol, atol=self.atol, method=self.method)
         return sol.transpose(0, 1)  # (T, b, c, h, w) -> (b, T, c, h, w)
 
@@ -72,4 +73,5 @@ class EulerStep(nn.Module):
 
     def forward(self, y: torch.Tensor, t_from: torch.Tensor, t_to: torch.Tensor) -> torch.Tensor:
         """y (b, c, h, w) at t_from -> (b, c, h, w) at t_to (f evaluated at t_to, as the reference does)."""
+        # h_i^- = h_{i-1} + f_theta(h_{i-1}) * (t_i - t_{i-1})
         return y + self.ode_func(t_to, y) * (t_to - t_from)

@@ -85,10 +85,12 @@ def discriminator_step(netD_img: nn.Module, netD_seq: nn.Module, optimizer_D: to
     # only one discriminator's graph is alive at a time (less peak memory).
     optimizer_D.zero_grad(set_to_none=True)
     with record_function("D_losses"), autocast(opt, device):
+        # L_D^seq: D_seq's own loss (real sequences vs. sequences with Y_hat)
         d_seq = lsgan_d_loss(netD_seq, seq_real, seq_fake)
     with record_function("D_backward_step"):
         _backward(opt.lamb_adv * d_seq, scaler)
     with record_function("D_losses"), autocast(opt, device):
+        # L_D^img: D_img's own loss (Y vs. Y_hat)
         d_img = lsgan_d_loss(netD_img, img_real, img_fake)
     with record_function("D_backward_step"):
         _backward(opt.lamb_adv * d_img, scaler)
@@ -101,7 +103,9 @@ def discriminator_step(netD_img: nn.Module, netD_seq: nn.Module, optimizer_D: to
         D_seq, D_img = unwrap(netD_seq), unwrap(netD_img)
         _set_requires_grad((D_seq, D_img), not freeze_d)
         try:
+            # L_adv^seq: D_seq on the sequences holding the predictions
             g_seq = lsgan_g_loss(D_seq, seq_fake)
+            # L_adv^img: D_img on every predicted frame Y_hat_{t_i}
             g_img = lsgan_g_loss(D_img, img_fake)
         finally:
             _set_requires_grad((D_seq, D_img), True)
@@ -133,6 +137,7 @@ def train_step(model: nn.Module, netD_img: nn.Module, netD_seq: nn.Module, optim
         zero = loss_G_recon.new_zeros(())
         adv = dict.fromkeys(("loss_D", "loss_D_seq", "loss_D_img", "loss_adv_G", "loss_G_seq",
                              "loss_G_img"), zero)
+    # L = L_recon + L_diff + lambda_adv * (L_adv^seq + L_adv^img), lambda_adv = --lamb_adv
     loss_G = loss_G_recon + adv["loss_adv_G"]
     with record_function("G_backward_step"):
         optimizer_G.zero_grad(set_to_none=True)

@@ -52,8 +52,10 @@ class VidODE(nn.Module):
         self.base_dim = base
 
         self.encoder = Encoder(input_dim, opt.init_dim, opt.n_downs)
+        # f_theta: the encoder ODE's function; f_phi below: the decoder ODE's (same layout, own weights)
         enc_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
         self.encoder_z0 = EncoderZ0ODEConvGRU(base, enc_func, run_backwards=getattr(opt, "run_backwards", True))
+        # f_phi: the decoder ODE's function
         dec_func = ODEFunc(create_convnet(base, base, opt.n_layers, base // 2))
         self.diffeq_solver = DiffeqSolver(dec_func, method=opt.dec_diff, rtol=1e-3, atol=1e-4)
         self.decoder = Decoder(base * 2, input_dim + 3, opt.n_downs)
@@ -87,22 +89,28 @@ class VidODE(nn.Module):
         # base frame: first observed (interpolation) or last observed (extrapolation)
         base_frame = truth[:, -1] if self.opt.extrap else truth[:, 0]
         skip = self.encoder(base_frame)  # (b, base, h/r, w/r); BN sees the b base frames first
+        # E(X_{t_i}): the encoder's features of every observed frame
         feats = self.encoder(truth.reshape(b * T, c, h, w)).reshape(b, T, -1, h // r, w // r)
 
         self.encoder_z0.z0_diffeq_solver.ode_func.nfe = 0
         z0, z0_std = self.encoder_z0(feats, tp_obs, mask)
         self.diffeq_solver.ode_func.nfe = 0
         # under --amp the ODE state stays in the frames' precision (the solver's step control)
+        # z_{t_1}, ..., z_{t_T} = ODESolve(f_phi, z_{t_0}, (t_1, ..., t_T)), started at t_1: z_{t_1} = z_{t_0}
         sol_y = self.diffeq_solver(z0.to(truth.dtype), tp_pred)  # (b, T', base, h/r, w/r)
 
         z = select_steps(sol_y, out_step, K)  # (b, K, base, h/r, w/r)
         prev = torch.cat([skip.unsqueeze(1), z[:, :-1]], dim=1)  # each step's previous latent
         dec_in = torch.cat([z, prev], dim=2).transpose(0, 1).reshape(K * b, 2 * self.base_dim, h // r, w // r)
+        # G(z_{t_i}, z_{t_{i-1}}) -> F(t_i), X_hat(t_i), M(t_i), all K steps in one call
         out = self.decoder(dec_in, n_steps=K).to(truth.dtype)  # (K*b, C+3, H, W), step-major
         out = out.reshape(K, b, -1, h, w).transpose(0, 1)  # (b, K, C+3, H, W)
+        # F(t_i) = flows, X_hat(t_i) = inter, M(t_i) = masks (sigmoid of the mask logit)
         flows, inter, masks = out[:, :, :2], out[:, :, 2:2 + c], torch.sigmoid(out[:, :, 2 + c:])
 
+        # W(F(t_i), .): each step warps the previous step's warped frame, the first the base frame
         warped = warp_chain(flows, base_frame)
+        # Y_hat_{t_i} = M(t_i) * W(F(t_i), .) + (1 - M(t_i)) * X_hat(t_i)
         pred_x = masks * warped + (1 - masks) * inter
         extra = {"optical_flow": flows, "warped_pred_x": warped, "pred_intermediates": inter,
                  "pred_masks": masks, "z0": z0, "z0_std": z0_std, "sol_y": sol_y,
@@ -127,9 +135,12 @@ class VidODE(nn.Module):
         step, K = extra["out_step_mask"], extra["n_kept"]
         data = batch_dict["data_to_predict"].to(self.device, pred_x.dtype)
         target = select_steps(data, step, K)
+        # L_recon = mean |Y_hat_{t_i} - Y_{t_i}|
         loss_recon = (pred_x - target).abs().mean()
         with_base = torch.cat([extra["base_frame"].unsqueeze(1), data], dim=1)
+        # dY_{t_i} = Y_{t_i} - Y_{t_{i-1}}, the base frame before the first
         diff = select_steps(with_base[:, 1:] - with_base[:, :-1], step, K)
+        # L_diff = mean |X_hat(t_i) - dY_{t_i}|
         loss_diff = (extra["pred_intermediates"] - diff).abs().mean()
         loss = loss_recon + loss_diff
         return {"loss": loss, "loss_recon": loss_recon, "loss_diff": loss_diff,
