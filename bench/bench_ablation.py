@@ -13,14 +13,14 @@ Variants (each turns one change off through its public switch, "all off" turns e
   all on          the code as the trainer runs it
   no recompute    BatchNorm/ReLU/upsampling outputs and the decoder ODE's stages are kept
                   for the backward pass instead of recomputed
-                  (apply_performance(..., recompute=False), models/performance/recompute.py)
+                  (apply_performance(..., recompute=False), models/recompute.py)
   no real dedupe  the sequence D scores the real clip once per predicted step (as the
                   reference does) instead of once (train_step(..., score_real_once=False))
   no frozen D     the generator's adversarial pass also computes the discriminators' weight
                   gradients (as the reference does; they are discarded)
                   (train_step(..., freeze_d=False))
   all off         all three
-The decoder's fast upsampling (apply_performance's fast_upsample, the same numbers) stays on in
+The decoder's fast upsampling (models.decoder.BilinearUp2, the same numbers) is on in
 every variant.
 """
 import argparse

@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.recompute import can_recompute, run_recomputed
+
 
 class StepBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d over inputs that stack `n_steps` decoder calls step-major: (n_steps * b, C, H, W).
@@ -22,20 +24,35 @@ class StepBatchNorm2d(nn.BatchNorm2d):
         return torch.cat([super(StepBatchNorm2d, self).forward(xk) for xk in x.split(x.size(0) // n_steps)])
 
 
-class StepSequential(nn.Sequential):
-    """nn.Sequential whose StepBatchNorm2d layers get the number of stacked steps."""
+class BilinearUp2(nn.Upsample):
+    """nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False), the same numbers.
 
-    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
-        """x (n_steps * b, ...) step-major -> the last layer's output, step-major."""
-        for layer in self:
-            x = layer(x, n_steps) if isinstance(layer, StepBatchNorm2d) else layer(x)
-        return x
+    On the CPU, PyTorch computes a channels-first input whose output has H + W <= 128 with its
+    channels-last kernel behind two slow internal layout conversions; converting here runs the
+    very same kernel on the same values about twice as fast (the decoder's first upsampling).
+    No parameters or buffers: the state-dict keys are nn.Upsample's.
+    """
+
+    def __init__(self):
+        super().__init__(scale_factor=2.0, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (n, c, h, w) -> (n, c, 2h, 2w), contiguous like x."""
+        if (x.device.type == "cpu" and x.dim() == 4 and x.size(1) > 3 and x.is_contiguous()
+                and 2 * (x.size(2) + x.size(3)) <= 128 and not x.is_contiguous(memory_format=torch.channels_last)):
+            y = F.interpolate(x.contiguous(memory_format=torch.channels_last), scale_factor=2.0,
+                              mode="bilinear", align_corners=False)
+            return y.contiguous()
+        return super().forward(x)
 
 
 class Decoder(nn.Module):
     """n_ups x [bilinear x2, conv3x3(ch -> ch/2), BN, ReLU], conv3x3(ch -> output_dim).
 
     Keys match the reference: model.1 (conv), model.2 (BN), model.5, model.6, ..., model.<last>.
+    recompute (a memory saver, off unless models.performance.apply_performance sets it): only each
+    convolution's input is kept for the backward pass, the upsampled maps and the BatchNorm and
+    ReLU outputs computed again there (models/recompute.py; the same numbers).
     """
 
     def __init__(self, input_dim: int = 256, output_dim: int = 6, n_ups: int = 2):
@@ -43,16 +60,21 @@ class Decoder(nn.Module):
         ch = input_dim
         layers = []
         for _ in range(n_ups):
-            layers += [nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            layers += [BilinearUp2(),
                        nn.Conv2d(ch, ch // 2, 3, 1, 1), StepBatchNorm2d(ch // 2), nn.ReLU()]
             ch //= 2
         layers.append(nn.Conv2d(ch, output_dim, 3, 1, 1))
-        self.model = StepSequential(*layers)
+        self.model = nn.Sequential(*layers)
+        self.recompute = False
 
     def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
         """x (n_steps * b, input_dim, h, w), n_steps decoder calls stacked step-major (BatchNorm
         keeps per-step statistics) -> (n_steps * b, output_dim, h * 2**n_ups, w * 2**n_ups)."""
-        return self.model(x, n_steps)
+        if self.recompute and can_recompute(self.model, x, (StepBatchNorm2d,)):
+            return run_recomputed(self.model, x, n_steps)
+        for layer in self.model:
+            x = layer(x, n_steps) if isinstance(layer, StepBatchNorm2d) else layer(x)
+        return x
 
 
 def identity_grid(b: int, h: int, w: int, device: torch.device | str,

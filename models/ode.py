@@ -1,7 +1,10 @@
 """ODE functions, the decoder's solver (torchdiffeq odeint) and the encoder's Euler step."""
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 from torchdiffeq import odeint
+
+from models.recompute import worth_recomputing
 
 # --dec_diff names -> torchdiffeq methods. torchdiffeq removed its variable-step Adams
 # solver ('adams' in the reference's days); 'implicit_adams' (Adams-Moulton on the grid of
@@ -44,19 +47,43 @@ class ODEFunc(nn.Module):
 
 
 class DiffeqSolver(nn.Module):
-    """Solve dz/dt = f(z) from z0 at times[0] through every entry of `times`. Key: ode_func.*"""
+    """Solve dz/dt = f(z) from z0 at times[0] through every entry of `times`. Key: ode_func.*
+
+    checkpoint (a memory saver, off unless models.performance.apply_performance sets it): in
+    training from a z0 of at least 1 MB, the solve's intermediate tensors (every stage of every
+    step: about 300 MB at the default options) are not kept but computed again, identically, in
+    the backward pass (torch.utils.checkpoint); ode_func.nfe counts the first solve only.
+    """
 
     def __init__(self, ode_func: ODEFunc, method: str = "dopri5", rtol: float = 1e-3, atol: float = 1e-4):
         super().__init__()
         self.ode_func = ode_func
         self.method = solver_method(method)
         self.rtol, self.atol = rtol, atol
+        self.checkpoint = False
 
     def forward(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """z0 (b, c, h, w), times (T,) increasing -> z (b, T, c, h, w), z[:, 0] = z0."""
+        if (self.checkpoint and worth_recomputing(z0) and z0.requires_grad
+                and not torch.compiler.is_compiling()):
+            return self.checkpointed(z0, times)
         # z_{t_1}, ..., z_{t_T} = ODESolve(f_phi, z_{t_0}, (t_1, ..., t_T))
         sol = odeint(self.ode_func, z0, times, rtol=self.rtol, atol=self.atol, method=self.method)
         return sol.transpose(0, 1)  # (T, b, c, h, w) -> (b, T, c, h, w)
+
+    def checkpointed(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """forward's solve under torch.utils.checkpoint. z0 (b, c, h, w) -> z (b, T, c, h, w)."""
+        solves = []
+
+        def solve(z, t):
+            nfe = self.ode_func.nfe
+            try:
+                return odeint(self.ode_func, z, t, rtol=self.rtol, atol=self.atol, method=self.method).transpose(0, 1)
+            finally:
+                if solves:  # the backward pass's recomputation
+                    self.ode_func.nfe = nfe
+                solves.append(None)
+        return checkpoint(solve, z0, times, use_reentrant=False)
 
 
 class EulerStep(nn.Module):

@@ -132,7 +132,7 @@ def test_learning_rate_decay():
     assert lrs[-1] == pytest.approx(1e-4)
 
 
-@pytest.mark.parametrize("performance", [None, {"recompute": True, "fast_upsample": True},
+@pytest.mark.parametrize("performance", [None, {"recompute": True},
                                          {"channels_last": True, "compile": True}])
 def test_state_dict_matches_reference_keys_at_default_options(performance):
     """The reference's keys and shapes, also with the speed and memory options applied."""

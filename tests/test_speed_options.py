@@ -3,7 +3,6 @@ savers give the plain modules' numbers bit for bit and are really active when sw
 bytes kept for the backward pass); --amp bf16, --channels_last and --compile (traced with the
 eager backend) train on tiny sizes."""
 import copy
-from collections import OrderedDict
 
 import pytest
 import torch
@@ -11,17 +10,14 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import main
-import models.performance.recompute as recompute
+import models.recompute as recompute
 from dataloader import make_batch
 from models import VidODE, apply_performance, create_netD, train_step
-from models.decoder import Decoder, StepBatchNorm2d, StepSequential
+from models.decoder import BilinearUp2, Decoder, StepBatchNorm2d
 from models.discriminator import Discriminator, lsgan_d_loss
 from models.encoder import Encoder
-from models.ode import DiffeqSolver
 from models.performance import apply_speed_options, autocast, make_grad_scaler
-from models.performance.recompute import (CheckpointedDiffeqSolver, RecomputedDecoderLayers,
-                                          RecomputedEncoderLayers, batch_norm_again)
-from models.performance.upsample import FastUpsample2, bilinear_up2, bilinear_up2_backward
+from models.recompute import batch_norm_again, bilinear_up2_backward
 from tests.golden_utils import bias_feeding_norm
 
 
@@ -90,8 +86,10 @@ def test_decoder_recompute_is_bit_exact(monkeypatch, chunk_bytes, ch, K, b, h, n
     torch.manual_seed(0)
     plain = Decoder(ch, 6, n_ups)
     fast = copy.deepcopy(plain)
-    fast.model = RecomputedDecoderLayers(OrderedDict(
-        (n, FastUpsample2() if isinstance(m, nn.Upsample) else m) for n, m in fast.model.named_children()))
+    fast.recompute = True
+    for i, m in enumerate(plain.model):  # the paper's plain nn.Upsample
+        if isinstance(m, BilinearUp2):
+            plain.model[i] = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
     x = torch.randn(K * b, ch, h, h)
     g = torch.randn(K * b, 6, h * 2 ** n_ups, h * 2 ** n_ups)
     _assert_identical(_run(fast, x, g, n_steps=K), _run(plain, x, g, n_steps=K))
@@ -106,7 +104,7 @@ def test_encoder_recompute_is_bit_exact(monkeypatch, chunk_bytes):
     torch.manual_seed(0)
     plain = Encoder(3, 8, 2)
     fast = copy.deepcopy(plain)
-    fast.model = RecomputedEncoderLayers(OrderedDict(fast.model.named_children()))
+    fast.recompute = True
     x = torch.rand(10, 3, 32, 32)
     g = torch.randn(10, 32, 8, 8)
     _assert_identical(_run(fast, x, g), _run(plain, x, g))
@@ -135,8 +133,8 @@ def test_training_step_with_recomputation_is_bit_exact(monkeypatch, mode):
         torch.manual_seed(0)
         model = VidODE(opt)
         netD_img, netD_seq, optD = create_netD(opt)
-        apply_performance(model, netD_img, netD_seq, recompute=on, fast_upsample=on)
-        assert isinstance(model.diffeq_solver, CheckpointedDiffeqSolver) == on
+        apply_performance(model, netD_img, netD_seq, recompute=on)
+        assert model.diffeq_solver.checkpoint == on
         optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
         batch = tiny_batch(opt)
         outs = [train_step(model, netD_img, netD_seq, optG, optD, batch, opt) for _ in range(2)]
@@ -267,16 +265,12 @@ def upsampling_inputs_channels_last(model, latents):
     return [cl for name, cl in log.ops if name.startswith("upsample_bilinear2d")]
 
 
-def test_fast_upsample_runs_the_channels_last_kernel():
-    """fast_upsample=True: the decoder's first x2 upsampling (32 -> 64 px) runs on a channels_last
-    copy (bilinear_up2's faster path), the second (64 -> 128 px) as it is; False: both as they are."""
+def test_bilinear_up2_runs_the_channels_last_kernel():
+    """The decoder's first x2 upsampling (32 -> 64 px) runs on a channels_last copy
+    (BilinearUp2's faster path), the second (64 -> 128 px) as it is."""
     model, _, latents, _, _ = saver_inputs()
-    assert upsampling_inputs_channels_last(model, latents) == [False, False]
-    apply_performance(model, fast_upsample=True)
-    assert sum(isinstance(m, FastUpsample2) for m in model.decoder.model) == 2
+    assert sum(isinstance(m, BilinearUp2) for m in model.decoder.model) == 2
     assert upsampling_inputs_channels_last(model, latents) == [True, False]
-    apply_performance(model, fast_upsample=False)
-    assert upsampling_inputs_channels_last(model, latents) == [False, False]
 
 
 def test_channels_last_converts_weights_and_encoder_input():
@@ -303,25 +297,21 @@ def test_channels_last_converts_weights_and_encoder_input():
                 assert p.is_contiguous(memory_format=torch.channels_last), n
 
 
-def test_apply_performance_swaps_modules_both_ways():
-    """The savers are module swaps holding the same parameters (an optimiser made before stays
-    valid) under the same keys; off again, the plain classes are back."""
+def test_apply_performance_sets_the_savers_both_ways():
+    """The savers are attributes the modules' own forwards read: the same modules, parameters
+    (an optimiser made before stays valid) and keys; off by default and off again."""
     model = VidODE(tiny_opt())
+    modules = dict(model.named_modules())
     params = dict(model.named_parameters())
     keys = list(model.state_dict())
-    out = apply_performance(model)
-    assert out == [model]
-    assert type(model.encoder.model) is RecomputedEncoderLayers
-    assert type(model.decoder.model) is RecomputedDecoderLayers
-    assert type(model.diffeq_solver) is CheckpointedDiffeqSolver
-    assert model.diffeq_solver.method == "dopri5" and model.diffeq_solver.rtol == 1e-3
-    assert list(model.state_dict()) == keys
+    savers = lambda: (model.encoder.recompute, model.decoder.recompute, model.diffeq_solver.checkpoint)
+    assert savers() == (False, False, False)
+    assert apply_performance(model) == [model]
+    assert savers() == (True, True, True)
+    assert dict(model.named_modules()) == modules and list(model.state_dict()) == keys
     assert all(p is params[n] for n, p in model.named_parameters())
-    apply_performance(model, recompute=False, fast_upsample=False)
-    assert type(model.encoder.model) is nn.Sequential and type(model.decoder.model) is StepSequential
-    assert type(model.diffeq_solver) is DiffeqSolver
-    assert not any(isinstance(m, FastUpsample2) for m in model.modules())
-    assert list(model.state_dict()) == keys
+    apply_performance(model, recompute=False)
+    assert savers() == (False, False, False)
     with pytest.raises(TypeError, match="VidODE"):
         apply_performance(model.decoder)
 
@@ -334,7 +324,7 @@ def test_bilinear_up2_matches_upsample(shape):
     g = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3])
     up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
     xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ya, yb = up(xa), bilinear_up2(xb)
+    ya, yb = up(xa), BilinearUp2()(xb)
     (ya * g).sum().backward()
     (yb * g).sum().backward()
     assert torch.equal(ya, yb) and yb.is_contiguous()
@@ -470,3 +460,20 @@ def test_autocast_off_by_default():
         assert not torch.is_autocast_enabled("cpu")
     with autocast(tiny_opt("--amp", "bf16"), "cpu"):
         assert torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_savers_on_cuda_give_the_plain_numbers(monkeypatch):
+    """On a GPU the savers run too (whole-batch convolutions, no chunks): the same outputs,
+    gradients and BatchNorm buffers as the plain modules (deterministic cuDNN)."""
+    monkeypatch.setattr(recompute, "MIN_BYTES", 0)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    torch.manual_seed(0)
+    for plain, x, g, kw in ((Decoder(64, 6, 2), torch.randn(10, 64, 8, 8), torch.randn(10, 6, 32, 32), {"n_steps": 5}),
+                            (Encoder(3, 8, 2), torch.rand(10, 3, 32, 32), torch.randn(10, 32, 8, 8), {})):
+        plain = plain.to("cuda")
+        fast = copy.deepcopy(plain)
+        fast.recompute = True
+        x, g = x.to("cuda"), g.to("cuda")
+        _assert_identical(_run(fast, x, g, **kw), _run(plain, x, g, **kw))

@@ -1,4 +1,4 @@
-"""Memory savers for CPU float32 training that leave every number unchanged.
+"""Memory savers for float32 training that leave every number unchanged.
 
 `run_recomputed` runs a chain of Conv2d / BatchNorm2d / ReLU / x2 bilinear Upsample layers as
 segments conv(up(pre(x))) (PreConv) that keep only their input x for the backward pass: the
@@ -15,13 +15,10 @@ gradient, where each sample's result is computed alone), and the biggest weight 
 groups of input channels (weight_grad_groups), so that no whole-batch upsampled map, its
 gradient or oneDNN's blocked copies of them exist at once.
 
-The modules that models.performance.apply_performance swaps in:
-  RecomputedEncoderLayers   for Encoder.model (the encoder's Sequential)
-  RecomputedDecoderLayers   for Decoder.model (the decoder's StepSequential)
-  CheckpointedDiffeqSolver  for VidODE.diffeq_solver (the decoder ODE's solve is run again in
-                            the backward pass instead of keeping every stage of every step)
-Each holds the same children as the module it replaces (the same state-dict keys) and runs the
-plain forward wherever recomputing does not apply or would not pay (inputs under MIN_BYTES).
+Encoder.forward and Decoder.forward call run_recomputed when their `recompute` attribute is set
+(models.performance.apply_performance sets it) and can_recompute allows it; otherwise they run
+their layers plainly. On other devices than the CPU the convolutions run on the whole batch (no
+chunks: the per-sample equality behind them is measured on oneDNN only).
 
 Forward values, gradients and BatchNorm buffers are bit for bit those of the plain modules
 (tests/test_speed_options.py checks it, chunked and not, where the tests run).
@@ -31,11 +28,19 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
-from models.decoder import StepBatchNorm2d, StepSequential
-from models.ode import DiffeqSolver
-from models.performance.upsample import bilinear_up2_backward, is_bilinear_up2
+
+def is_bilinear_up2(m: nn.Module) -> bool:
+    """Whether `m` is an nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)."""
+    return (isinstance(m, nn.Upsample) and m.mode == "bilinear" and not m.align_corners and m.size is None
+            and m.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0)))
+
+
+def bilinear_up2_backward(grad: torch.Tensor, input_shape: tuple[int, ...]) -> torch.Tensor:
+    """The input gradient autograd computes for a x2 bilinear upsampling (the same aten kernel and
+    arguments). grad (n, c, 2h, 2w), input_shape (n, c, h, w) -> (n, c, h, w)."""
+    return torch.ops.aten.upsample_bilinear2d_backward(grad, list(grad.shape[2:]), list(input_shape),
+                                                       False, 2.0, 2.0)
 
 
 class PreConv(torch.autograd.Function):
@@ -56,7 +61,7 @@ class PreConv(torch.autograd.Function):
         y = None
         # a few samples at a time (each sample's output is computed alone: the same numbers),
         # so the whole batch's upsampled map and oneDNN's blocked copies never exist at once
-        for i, j in sample_chunks(z.size(0), _u_bytes_per_sample(z, up is not None)):
+        for i, j in sample_chunks(z.size(0), _u_bytes_per_sample(z, up is not None), z.device):
             yc = conv_fn(up(z[i:j]) if up is not None else z[i:j])
             if y is None:
                 if j == z.size(0):
@@ -108,7 +113,8 @@ class PreConv(torch.autograd.Function):
                 u_shape = (ctx.z_shape[:2] + (2 * ctx.z_shape[2], 2 * ctx.z_shape[3])) if up else ctx.z_shape
             gz = gy.new_empty(ctx.z_shape)
             shape_only = None
-            for i, j in sample_chunks(gy.size(0), int(torch.Size(u_shape[1:]).numel()) * gy.element_size()):
+            for i, j in sample_chunks(gy.size(0), int(torch.Size(u_shape[1:]).numel()) * gy.element_size(),
+                                      gy.device):
                 if shape_only is None or shape_only.size(0) != j - i:
                     shape_only = gy.new_empty((j - i,) + tuple(u_shape[1:]))
                 gu = torch.ops.aten.convolution_backward(gy[i:j], shape_only, weight, *conv_args,
@@ -140,7 +146,7 @@ def weight_grad_groups(conv: nn.Conv2d, z: torch.Tensor, up: bool) -> list[tuple
     splits the batch over threads differently (few output channels, strided convs)."""
     c = z.size(1)
     n_bytes = z.numel() * z.element_size() * (4 if up else 1)
-    if (n_bytes <= WEIGHT_GRAD_BYTES or tuple(conv.stride) != (1, 1) or conv.groups != 1
+    if (z.device.type != "cpu" or n_bytes <= WEIGHT_GRAD_BYTES or tuple(conv.stride) != (1, 1) or conv.groups != 1
             or conv.out_channels < 32 or c < 16):
         return [(0, c)]
     n = -(-n_bytes // WEIGHT_GRAD_BYTES)
@@ -152,12 +158,13 @@ def _u_bytes_per_sample(z: torch.Tensor, up: bool) -> int:
     return z[0].numel() * z.element_size() * (4 if up else 1)
 
 
-def sample_chunks(n: int, bytes_per_sample: int) -> list[tuple[int, int]]:
+def sample_chunks(n: int, bytes_per_sample: int, device: torch.device) -> list[tuple[int, int]]:
     """(start, stop) ranges over n samples of about CHUNK_BYTES each, never of a single sample
     when n > 1: PyTorch runs a lone small sample's 3x3 conv with another algorithm (other
-    rounding), while every multi-sample chunk gives each sample exactly its whole-batch result."""
+    rounding), while every multi-sample chunk gives each sample exactly its whole-batch result.
+    One range on other devices than the CPU."""
     step = max(2, CHUNK_BYTES // max(1, bytes_per_sample))
-    if step >= n:
+    if step >= n or device.type != "cpu":
         return [(0, n)]
     bounds = list(range(0, n, step)) + [n]
     if bounds[-1] - bounds[-2] == 1:  # no lone last sample
@@ -169,18 +176,18 @@ MIN_BYTES = 2 ** 20  # recompute only for inputs of at least this size (small on
 
 
 def worth_recomputing(x: torch.Tensor) -> bool:
-    """CPU training on a tensor big enough for the memory to matter (at the golden cases' size
-    the recomputation would only cost time: Python overhead)."""
-    return x.device.type == "cpu" and torch.is_grad_enabled() and x.numel() * x.element_size() >= MIN_BYTES
+    """Training on a tensor big enough for the memory to matter (at the golden cases' size the
+    recomputation would only cost time: Python overhead)."""
+    return torch.is_grad_enabled() and x.numel() * x.element_size() >= MIN_BYTES
 
 
 def can_recompute(layers: Sequence[nn.Module], x: torch.Tensor,
                   norm_types: tuple[type, ...] = (nn.BatchNorm2d,)) -> bool:
-    """Whether run_recomputed applies: CPU float32 training on channels-first tensors of at least
+    """Whether run_recomputed applies: float32 training on channels-first tensors of at least
     MIN_BYTES, no autocast, no torch.compile tracing, and only the layer types it knows
     (norm_types: the BatchNorm classes, exactly, that the layers may hold; not synchronised ones)."""
     return (worth_recomputing(x) and x.dtype == torch.float32 and x.dim() == 4
-            and x.is_contiguous() and not torch.is_autocast_enabled("cpu")
+            and x.is_contiguous() and not torch.is_autocast_enabled(x.device.type)
             and not torch.compiler.is_compiling()
             and all((type(m) is nn.Conv2d and m.padding_mode == "zeros" and not isinstance(m.padding, str))
                     or type(m) is nn.ReLU or is_bilinear_up2(m) or type(m) in norm_types for m in layers))
@@ -200,7 +207,7 @@ def batch_norm_again(bn: nn.BatchNorm2d, x: torch.Tensor, n_steps: int = 1) -> t
 def _batch_norm(bn: nn.BatchNorm2d, x: torch.Tensor, n_steps: int, first: bool) -> torch.Tensor:
     if not first:
         return batch_norm_again(bn, x, n_steps)
-    return bn(x, n_steps) if isinstance(bn, StepBatchNorm2d) else bn(x)
+    return bn(x) if n_steps == 1 else bn(x, n_steps)
 
 
 def run_recomputed(layers: Sequence[nn.Module], x: torch.Tensor, n_steps: int = 1,
@@ -243,53 +250,3 @@ def _chain(chain: list[nn.Module], n_steps: int) -> Callable[[torch.Tensor, bool
                 x = m(x)
         return x
     return run
-
-
-# ------------------------------------------------------------------ the modules swapped in
-
-class RecomputedEncoderLayers(nn.Sequential):
-    """The encoder's layers (Encoder.model), the same children; in CPU float32 training on inputs
-    of at least MIN_BYTES the BatchNorm and ReLU outputs (and the first convolution's, from the
-    few image channels) are recomputed in the backward pass instead of kept."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (n, c, H, W) -> the layers' output, as nn.Sequential's."""
-        if can_recompute(self, x):
-            return run_recomputed(self, x, cheap=lambda conv: conv.in_channels <= 4)
-        return super().forward(x)
-
-
-class RecomputedDecoderLayers(StepSequential):
-    """The decoder's layers (Decoder.model), the same children; in CPU float32 training on inputs
-    of at least MIN_BYTES only each convolution's input is kept for the backward pass (the
-    upsampled maps, BatchNorm and ReLU outputs are recomputed): about a third of the memory."""
-
-    def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
-        """x (n_steps * b, c, h, w) step-major -> the layers' output, as StepSequential's."""
-        if can_recompute(self, x, (StepBatchNorm2d,)):
-            return run_recomputed(self, x, n_steps)
-        return super().forward(x, n_steps)
-
-
-class CheckpointedDiffeqSolver(DiffeqSolver):
-    """DiffeqSolver whose solve, in CPU training from a z0 of at least MIN_BYTES (4 MB at the
-    default options), is checkpointed: its intermediate tensors (every stage of every step: about
-    300 MB at the default options) are not kept but recomputed, identically (the same steps and
-    values), in the backward pass. ode_func.nfe counts the forward solve only."""
-
-    def forward(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """z0 (b, c, h, w), times (T,) -> z (b, T, c, h, w), as DiffeqSolver's."""
-        if not (worth_recomputing(z0) and z0.requires_grad and not torch.compiler.is_compiling()):
-            return super().forward(z0, times)
-        f = self.ode_func
-        calls = []
-
-        def run(z, t):
-            calls.append(None)
-            nfe = f.nfe
-            try:
-                return DiffeqSolver.forward(self, z, t)
-            finally:
-                if len(calls) > 1:  # the recomputation
-                    f.nfe = nfe
-        return checkpoint(run, z0, times, use_reentrant=False)
