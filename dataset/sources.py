@@ -2,7 +2,6 @@
 import os
 import re
 import shutil
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -67,11 +66,8 @@ def one_split(split):
 
 
 def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loaded:
-    """The clips of a decoded video, its report, and the refusal of clips that would compress
-    time (they skip places of the container's frame grid; --hold_frames repeats held frames).
-
-    prep: frames (T, H, W, 3) -> resized frames; split_of(n usable clips) -> their splits.
-    """
+    """The clips of a decoded video and its report; clips that skip places of the frame grid are
+    refused. prep: frames (T, H, W, 3) -> resized; split_of(n usable clips) -> their splits."""
     tl = decoded.timeline
     report = {"decoder": tl.decoder, **check(tl)}
     if tl.fallback:
@@ -114,18 +110,13 @@ def has_npy_layout(src):
 _NPY_ERRORS = (OSError, ValueError, EOFError)  # what np.load raises on a file that is no array
 
 
-def _checked_npy(path):
+def _copied_npy(split, path, stem):
     try:
         arr = np.load(path)
     except _NPY_ERRORS as exc:
         raise SkipItem(f"not a readable .npy file ({exc})") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise SkipItem(f"expected uint8 frames (T, H, W, 3), got {arr.dtype} {arr.shape}")
-    return arr
-
-
-def _copied_npy(split, path, stem):
-    arr = _checked_npy(path)
     times_path = path[:-len(".npy")] + TIMES_SUFFIX
     times = _checked_times(times_path, len(arr)) if os.path.exists(times_path) else None
     return Loaded([Output(split, stem, arr, times)],
@@ -171,14 +162,11 @@ def _kth_item(name, source, decode, scheme, hold):
 
 def _zip_decoder(zpath, member):
     def decode():
-        tmp = tempfile.mkdtemp(prefix="kth-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="kth-", ignore_cleanup_errors=True) as tmp:
             out = os.path.join(tmp, "video.avi")
             with zipfile.ZipFile(zpath) as zf, zf.open(member) as f, open(out, "wb") as g:
                 shutil.copyfileobj(f, g)
             return decode_video(out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return decode
 
 
@@ -188,25 +176,19 @@ def kth_items(src, scheme="default", hold=False):
         return npy_layout_items(src)
     paths = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, files in sorted(os.walk(src)) for n in sorted(files)]
-    avis = [p for p in paths if p.lower().endswith(".avi")]
-    zips = [p for p in paths if p.lower().endswith(".zip")]
-    items, seen = [], set()
-    for path in avis:
-        name = os.path.basename(path)
-        if name not in seen:
-            seen.add(name)
-            items.append(_kth_item(name, path, lambda p=path: decode_video(p), scheme, hold))
-    for z in zips:
+    found = [(p, lambda p=p: decode_video(p)) for p in paths if p.lower().endswith(".avi")]
+    for z in (p for p in paths if p.lower().endswith(".zip")):
         try:
             with zipfile.ZipFile(z) as zf:
                 members = [m for m in zf.namelist() if m.lower().endswith(".avi")]
         except zipfile.BadZipFile:
             raise PrepareError(f"{z}: not a readable zip archive (a partial download?)") from None
-        for m in members:
-            name = os.path.basename(m)
-            if name not in seen:
-                seen.add(name)
-                items.append(_kth_item(name, f"{z}:{m}", _zip_decoder(z, m), scheme, hold))
+        found += [(f"{z}:{m}", _zip_decoder(z, m)) for m in members]
+
+    names = {}  # the first source of each video name
+    for source, decode in found:
+        names.setdefault(os.path.basename(source), (source, decode))
+    items = [_kth_item(name, source, decode, scheme, hold) for name, (source, decode) in names.items()]
     if not items:
         raise PrepareError(f"{src}: no KTH videos found. Expected the per-action zip files "
                            "(walking.zip, jogging.zip, ...) or folders of personNN_action_dN_uncomp.avi, "
@@ -216,12 +198,11 @@ def kth_items(src, scheme="default", hold=False):
 
 # --- Penn Action ---
 
-def _penn_label_splits(label_dir, videos, out=None):
-    """({video: split} from labels/<id>.mat's train flag, {video: why it has none}); every file
-    that cannot be read is printed with the reason."""
+def _penn_label_splits(label_dir, videos):
+    """({video: split} from labels/<id>.mat's train flag, {video: why it has none}); unreadable
+    files are printed."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
-    out = out or sys.stdout
     splits, missing = {}, {}
     for v in videos:
         path = os.path.join(label_dir, v + ".mat")
@@ -238,7 +219,7 @@ def _penn_label_splits(label_dir, videos, out=None):
             splits[v] = "train" if flag == 1 else "test"
             continue
         missing[v] = f"{path}: {reason}"
-        print(f"penn: cannot read the train flag of {path} ({reason})", file=out)
+        print(f"penn: cannot read the train flag of {path} ({reason})")
     return splits, missing
 
 
@@ -299,17 +280,15 @@ def _penn_video(folder, name, split, why, size):
 
 # --- Moving GIF, custom footage ---
 
-def _media(src, with_videos=True, with_gifs=True, with_folders=True):
-    """Video files, GIFs and frame folders under src (recursive) -> sorted paths."""
+def _media(src, gifs_only=False):
+    """Video files, GIFs and frame folders (gifs_only: GIFs) under src, recursive -> sorted paths."""
+    exts = GIF_EXTS if gifs_only else VIDEO_EXTS + GIF_EXTS
     found = []
     for d, dirs, files in os.walk(src):
         dirs.sort()
-        if with_folders and d != src and image_files(d):
+        if not gifs_only and d != src and image_files(d):
             found.append(d)
-        for n in sorted(files):
-            low = n.lower()
-            if (with_videos and low.endswith(VIDEO_EXTS)) or (with_gifs and low.endswith(GIF_EXTS)):
-                found.append(os.path.join(d, n))
+        found += [os.path.join(d, n) for n in sorted(files) if n.lower().endswith(exts)]
     return found
 
 
@@ -325,18 +304,13 @@ def _names(paths, base):
     return names
 
 
-def _split_folders(src):
-    return any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test"))
-
-
-def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, out=None):
+def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
     """(items, split record or None) for the media under src: train/ and test/ subfolders kept,
     else split by video or by clip (see dataset.splits), with the table printed."""
-    out = out or sys.stdout
-    if _split_folders(src):
+    if any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test")):
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
-                  "does not apply", file=out)
+                  "does not apply")
         items = []
         for split in ("train", "test"):
             base = os.path.join(src, split)
@@ -360,25 +334,20 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, ou
     if not videos:
         return [], None
     test_clips = plan(videos, by, test_ratio, seed)
-    record = describe(videos, test_clips, by, test_ratio, seed, clip_len, out=out)
+    record = describe(videos, test_clips, by, test_ratio, seed, clip_len)
     if test_ratio > 0 and not sum(test_clips.values()) and any(c for _, _, c in videos):
         raise PrepareError(empty_test(f"videos with clips to write: {sum(1 for *_, c in videos if c)} "
                                       f"of {len(videos)}"))
+
+    def last_to_test(n_clips):  # --split_by clip
+        k = clip_test_count(n_clips, test_ratio)
+        return ["train"] * (n_clips - k) + ["test"] * k
     items = []
     for n, _, _ in videos:
-        if by == "clip":
-            items.append(_media_item("train+test", names[n], n, prep, clip_len, hold, _last_to_test(test_ratio)))
-        else:
-            split = "test" if test_clips[n] else "train"
-            items.append(_media_item(split, names[n], n, prep, clip_len, hold, one_split(split)))
+        split = "train+test" if by == "clip" else "test" if test_clips[n] else "train"
+        split_of = last_to_test if by == "clip" else one_split(split)
+        items.append(_media_item(split, names[n], n, prep, clip_len, hold, split_of))
     return items, record
-
-
-def _last_to_test(test_ratio):
-    def split_of(n):
-        k = clip_test_count(n, test_ratio)
-        return ["train"] * (n - k) + ["test"] * k
-    return split_of
 
 
 def _media_item(split, path, name, prep, clip_len, hold, split_of):
@@ -390,7 +359,7 @@ def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
     """(items, split record or None): .gif files, train/ and test/ subfolders kept."""
     if has_npy_layout(src):
         return npy_layout_items(src), None
-    items, record = _media_items(src, lambda d: _media(d, with_videos=False, with_folders=False),
+    items, record = _media_items(src, lambda d: _media(d, gifs_only=True),
                                  lambda a: resize_shorter_antialiased(a, size), clip_len, test_ratio, seed,
                                  split_by, hold=False)
     if not items:
@@ -414,24 +383,21 @@ def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=Non
 
 # --- Hurricane ---
 
-_SPLITS = ("train", "test")
-
-
 def _split_token(rel):
-    """'train' | 'test' | None from a relative path: a word of the file name (split at anything
-    but letters: hurricane_test_2005.npy), else the nearest folder named exactly train or test."""
+    """'train' | 'test' | None from a relative path: a word of the file name (hurricane_test_2005.npy),
+    else the nearest folder named exactly train or test."""
     parts = rel.lower().split(os.sep)
-    words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & set(_SPLITS)
+    words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & {"train", "test"}
     if len(words) == 2:
         raise PrepareError(f"{rel}: the file name says both train and test; rename it")
     if words:
         return words.pop()
-    return next((d for d in reversed(parts[:-1]) if d in _SPLITS), None)
+    return next((d for d in reversed(parts[:-1]) if d in ("train", "test")), None)
 
 
 def hurricane_items(src, test_ratio=0.1, seed=0):
-    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence. The split:
-    train/test in the path (_split_token), else a seeded split of the sequences."""
+    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence, split by
+    the path (_split_token), else seeded."""
     files = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, fs in sorted(os.walk(src)) for n in sorted(fs)
         if n.endswith(".npy") and not n.endswith(TIMES_SUFFIX)]
