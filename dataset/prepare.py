@@ -1,4 +1,4 @@
-"""Convert the public releases (or any videos) to the layout the loaders read.
+"""Convert the public releases (or any videos) to the layout the loaders read (docs/data.md).
 
     python -m dataset.prepare kth  KTH_ZIPS_OR_FOLDER  dataset/kth_action  [--split svg]
     python -m dataset.prepare penn Penn_Action         dataset/penn_action [--size 128]
@@ -8,20 +8,9 @@
                                                [--split_by video|clip --hold_frames]
     python -m dataset.prepare shapes                   dataset/shapes
 
-Output: DST/{train,test}/<name>.npy, one (T, H, W, 3) uint8 array per video or clip (hurricane:
-the float sequences as given), and <name>.times.npy beside it, the frame times in seconds
-(float64), where the source has them (videos, GIFs). DST/prepare_report.json records, per
-source, the frames its container declares and the frames decoded, gaps, held frames, refused
-clips and the split. Each file is written atomically; files already present are kept, so an
-interrupted run finishes when started again.
-
-Videos with held frames (an AVI's zero-length chunks, timestamps that skip): a clip that would
-skip frames of the container's frame grid is refused, since its time would be compressed (the
-summary says how many frames each refused clip lacks); --hold_frames repeats each held frame
-instead (a frame whose next timestamp is k frame intervals later appears k times), so the clip
-sits on the grid. Without train/ and test/ folders the split counts only the clips that will be
-written; a preparation that would leave the test split empty stops with an error (exit 2) naming
-the fixes, unless --test_ratio 0 asks for no test split.
+Output: DST/{train,test}/<name>.npy, (T, H, W, 3) uint8 per video or clip (hurricane: float), with
+<name>.times.npy (frame times, seconds) where known, and DST/prepare_report.json (per source: frames
+declared and decoded, gaps, held frames, refused clips, the split). Files already present are kept.
 """
 import argparse
 import json
@@ -113,49 +102,39 @@ def _frames_line(e):
     return line
 
 
-def _flagged(e):
-    return bool(e.get("gap") or e.get("refused") or e.get("fallback") or e.get("duplicates")
-                or e.get("variable_durations"))
-
-
-def report(name, dst, summary, out=None, test_ratio=None):
+def report(name, dst, summary, test_ratio=None):
     """Print what was written and skipped, per source what was decoded; refuse a run that
     produced nothing usable, or no test split (unless --test_ratio 0 asked for none)."""
-    out = out or sys.stdout
     w, p, s = summary["written"], summary["present"], summary["skipped"]
     print(f"prepare {name}: wrote {sum(w.values())} (train {w['train']}, test {w['test']}), "
-          f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), "
-          f"skipped {len(s)}", file=out)
+          f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), skipped {len(s)}")
     entries = [e for e in summary.get("sources", []) if _frames_line(e)]
-    shown = entries if len(entries) <= SHOWN else [e for e in entries if _flagged(e)][:SHOWN]
+    flagged = [e for e in entries if any(e.get(k) for k in ("gap", "refused", "fallback", "duplicates",
+                                                            "variable_durations"))]
+    shown = entries if len(entries) <= SHOWN else flagged[:SHOWN]
     for e in shown:
-        print(f"  {e['source']}: {_frames_line(e)}", file=out)
+        print(f"  {e['source']}: {_frames_line(e)}")
     gaps = sum(1 for e in entries if e.get("gap"))
     if len(entries) > len(shown) or gaps:
         print(f"  {len(entries)} sources decoded, {gaps} with gaps (> 1% of the grid's frames missing)"
-              + (f"; every source in {os.path.join(dst, REPORT)}" if len(entries) > len(shown) else ""),
-              file=out)
+              + (f"; every source in {os.path.join(dst, REPORT)}" if len(entries) > len(shown) else ""))
     for source, reason in s[:SHOWN]:
-        print(f"  skipped {source}: {reason}", file=out)
+        print(f"  skipped {source}: {reason}")
     if len(s) > SHOWN:
-        print(f"  ... and {len(s) - SHOWN} more", file=out)
+        print(f"  ... and {len(s) - SHOWN} more")
     total = Counter(w) + Counter(p)
     if not total:
         raise PrepareError(f"nothing could be converted ({len(s)} sources skipped)")
     if not total["train"]:
-        print("warning: the train split is empty", file=out)
+        print("warning: the train split is empty")
     if not total["test"] and test_ratio == 0:
-        print("the test split is empty, as --test_ratio 0 asks", file=out)
+        print("the test split is empty, as --test_ratio 0 asks")
     elif not total["test"]:
         why = f"nothing in {os.path.join(dst, 'test')}: see the sources above"
         raise PrepareError(empty_test(why) if name in ("custom", "mgif") else
                            empty_test(why, "the source's test videos were skipped or are missing"))
-    print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}", file=out)
-    print(f"use it with: {usage_hint(name, dst)}", file=out)
-
-
-def _options(args):
-    return {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
+    print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}")
+    print(f"use it with: {usage_hint(name, dst)}")
 
 
 def _read_report(dst):
@@ -173,11 +152,9 @@ def _read_report(dst):
 
 def _warn_changed_options(previous, options, dst):
     """Files already present are kept: say so when they were made with other options."""
-    if not previous or previous.get("options") == options:
-        return
-    old = previous.get("options", {})
+    old = (previous or {}).get("options", {})
     diffs = [f"--{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v]
-    if diffs:
+    if previous and diffs:
         print(f"warning: {dst} was prepared with other options ({', '.join(diffs)}); the files "
               "already there are kept as they are (delete the folder to redo them)")
 
@@ -229,8 +206,7 @@ def _parser():
                            help="frame size in pixels (0: keep the source's)")
         if ratio is not None:
             q.add_argument("--test_ratio", type=float, default=ratio,
-                           help="share of test videos (of test clips with --split_by) when the "
-                                "source has no split")
+                           help="share of test videos (clips with --split_by) if the source has no split")
             q.add_argument("--seed", type=int, default=0, help="seed of that split")
         return q
 
@@ -238,14 +214,12 @@ def _parser():
         q.add_argument("--clip_len", type=int, default=0,
                        help="cut videos into clips of this many frames (0: whole videos)")
         q.add_argument("--split_by", choices=SPLIT_BY, default=None,
-                       help="without train/ and test/ folders: whole videos go to test, chosen so "
-                            "that the test share of clips is closest to --test_ratio (video, the "
-                            "default), or the last ceil(test_ratio x clips) clips of every video (clip)")
+                       help="no train/, test/ folders: whole videos to test (video, the default) or "
+                            "the last clips of every video (clip), see docs/data.md")
 
     def hold(q):
         q.add_argument("--hold_frames", action="store_true",
-                       help="repeat held frames so that clips sit on the container's frame grid "
-                            "(without it, clips that skip frames of the grid are refused)")
+                       help="repeat held frames (else clips that skip frames of the grid are refused)")
 
     q = add("kth", "KTH action zips (or unzipped .avi folders, or a {train,test}/*.npy layout)")
     q.add_argument("--split", choices=("default", "svg"), default="default",
@@ -299,7 +273,7 @@ def prepare(args):
     else:
         items, split = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed,
                                             args.split_by, args.hold_frames)
-    options = _options(args)
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
     previous = _read_report(args.dst)
     _warn_changed_options(previous, options, args.dst)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)
