@@ -16,7 +16,7 @@ from dataloader.video import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_an
 
 from .resize import resize_shorter_antialiased, square
 from .splits import clip_test_count, describe, empty_test, plan, seeded_split
-from .timing import check, cut_clips, frame_sequence, has_grid, sequence_length, usable
+from .timing import check, cut_clips, frame_sequence, has_grid, usable
 
 KTH_NAME = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
 KTH_TRAIN_PERSONS = {"default": 16, "svg": 20}  # persons 1..N train, N+1..25 test
@@ -330,7 +330,8 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
         except SkipItem:  # reported when the item is converted
             videos.append((n, 0, 0))
             continue
-        videos.append((n, sequence_length(tl, hold), len(usable(cut_clips(tl, clip_len, hold), hold))))
+        clips = usable(cut_clips(tl, clip_len, hold), hold)
+        videos.append((n, len(frame_sequence(tl, hold)[0]), len(clips)))
     if not videos:
         return [], None
     test_clips = plan(videos, by, test_ratio, seed)

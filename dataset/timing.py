@@ -1,16 +1,7 @@
 """Decoded frames against their container's frame grid: gaps, duplicates, held frames, clips.
 
-The frames' times are sorted (presentation order, as dataloader.video gives them). The grid
-starts from the container's frame rate and the first frame: each frame goes to the slot
-round((t - t_first) * rate); a least-squares line through (slot, time) then fits the grid's
-phase and period to the times (a first pts != 0, times rounded to the time base, a
-1001-denominator rate, a mean rate off by a jittering clock), and each frame goes to the
-nearest slot of that line. A slot with no frame within half a period is missing. A container
-that holds a frame (an AVI's zero-length chunk, a pts that skips values, a phone dropping to
-15 fps) leaves slots missing: cutting clips from the decoded frames alone would compress time.
-With `hold`, each frame is repeated until the next one's slot (a frame whose next pts is k
-periods later appears k times) and the times are the grid's; without it, a clip that spans a
-missing slot is refused.
+The grid (the container's rate, phase and period fitted to the sorted times by least squares) and
+why a clip that skips a slot is refused, or with `hold` its held frames repeated: docs/data.md.
 """
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -27,8 +18,8 @@ def has_grid(tl: Timeline) -> bool:
 
 
 def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
-    """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds);
-    without a grid: slots 0, 1, 2, ... and no times (nan)."""
+    """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds); without a
+    grid: slots 0, 1, 2, ... and no times (nan). Each frame goes to the nearest slot of the fit."""
     if not has_grid(tl):
         return np.arange(tl.decoded, dtype=np.int64), np.nan, np.nan
     t0, period = tl.times[0], 1.0 / tl.rate
@@ -41,10 +32,9 @@ def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
 
 
 def grid_length(tl: Timeline, pos: np.ndarray) -> int:
-    """Slots on the grid: up to the last frame, or the header's count where it declares more
-    (trailing held frames)."""
+    """Slots on the grid: up to the last frame, or the header's count where it declares more."""
     n = int(pos.max()) + 1 if len(pos) else 0
-    return max(n, tl.declared or 0) if has_grid(tl) else n
+    return max(n, tl.declared or 0)
 
 
 def check(tl: Timeline) -> dict:
@@ -52,10 +42,7 @@ def check(tl: Timeline) -> dict:
     duplicates, gap."""
     pos, _, period = grid(tl)
     distinct = len(np.unique(pos))
-    if has_grid(tl):
-        expected = grid_length(tl, pos)
-    else:
-        expected = max(tl.decoded, tl.declared or 0)
+    expected = grid_length(tl, pos)
     missing = expected - distinct
     rate = float(f"{1 / period:.9g}") if has_grid(tl) else tl.rate  # the grid's, fitted
     out = {"declared": tl.declared, "decoded": tl.decoded, "rate": rate, "on_grid": expected,
@@ -101,10 +88,6 @@ def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
         clips.append(Clip(k, index[sl], None if times is None else times[sl],
                           int(skipped[sl][1:].sum())))
     return clips
-
-
-def sequence_length(tl: Timeline, hold: bool) -> int:
-    return len(frame_sequence(tl, hold)[0])
 
 
 def usable(clips: List[Clip], hold: bool) -> List[Clip]:
