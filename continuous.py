@@ -1,11 +1,6 @@
-"""eval_continuous: the generator scored at times it never saw in training (times in frame units
-of the observed input, utils/timeline.py), against the trivial baselines. Two sources of truth:
-  - analytic (--dataset shapes): a true frame at any time; scored at the training grid, at
-    --fps_factor times its rate and (extrapolation) beyond the training horizon;
-  - held-out frames (--frame_stride k > 1, any data set): the stored frames the stride skipped,
-    scored per position between consecutive input frames (placed at their real times where the
-    clip has <name>.times.npy), beside a linear blend and copy-last.
-"""
+"""eval_continuous: the generator scored at times it never saw in training, beside the trivial
+baselines: analytic truth (--dataset shapes) and held-out frames (--frame_stride k > 1); see
+docs/continuous_time.md."""
 import math
 from argparse import Namespace
 from collections import Counter
@@ -35,8 +30,7 @@ METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")  # each ro
 
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
               horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
-    """[(name, description, times, scored flags)] in input frame units for an N-frame input;
-    fps_factor >= 2 (main.check_generation_opt)."""
+    """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
     if not run_opt.extrap:
         between = grid_times(n, fps_factor, False, None, 0)
         return [("grid", "training time stamps (at observed frames the baseline is exact)",
@@ -93,12 +87,9 @@ WHO = ("model", "blend", "copy_last")
 
 def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
-    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0,
-    D = stored_frames_per_slot apart; n_obs input frames, mask (b, n_obs, 1)) -> (scored
-    (n_frames,) bool: from the first to the last observed input frame, or from the first predicted
-    slot on; row keys [(kind, m)]; rows (b, Ts) int, each clip's row of each scored frame). kind:
-    "observed" (an observed input frame), "grid" (a strided frame the model does not observe) or
-    "held_out" (skipped by the stride); m / D: the frame's position in its interval."""
+    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0;
+    mask (b, n_obs, 1)) -> (scored (n_frames,) bool, row keys [(kind, m)], rows (b, Ts) int: each
+    clip's row of each scored frame); kind "observed", "grid" or "held_out", m / D its position."""
     d = stored_frames_per_slot(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
@@ -121,12 +112,6 @@ def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 keys.append(key)
             rows[c, col] = keys.index(key)
     return scored, keys, rows
-
-
-def _row_name(kind: str, m: int, d: int) -> str:
-    pos = str(Fraction(m, d))
-    return {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}",
-            "all": "held out, all"}[kind]
 
 
 class HeldOut:
@@ -172,16 +157,14 @@ class HeldOut:
 
     def rows(self) -> list[dict]:
         """One row per (kind, position), in order: observed, then by position, then the pooled row."""
-        order = sorted(self.accs, key=lambda k: (k[0] == "all", k[0] != "observed", k[1]))
         out = []
-        for key in order:
-            kind, m = key
-            acc = self.accs[key]
-            sums = {w: acc[w].summary() for w in WHO}
-            off = self.offsets[key]
+        for kind, m in sorted(self.accs, key=lambda k: (k[0] == "all", k[0] != "observed", k[1])):
+            sums = {w: acc.summary() for w, acc in self.accs[(kind, m)].items()}
+            off = self.offsets[(kind, m)]
+            pos = str(Fraction(m, self.d))
+            name = {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}"}
             out.append({
-                "row": _row_name(kind, m, self.d), "kind": kind,
-                "position": None if kind == "all" else str(Fraction(m, self.d)),
+                "row": name.get(kind, "held out, all"), "kind": kind, "position": None if kind == "all" else pos,
                 "position_value": None if kind == "all" else m / self.d,
                 "mean_position": math.fsum(off) / len(off) if off else None,
                 "n_frames": sums["model"]["n_frames"],
@@ -202,10 +185,8 @@ class HeldOut:
 
 
 def eval_continuous(opt: Namespace) -> dict:
-    """SSIM / PSNR (of the mean MSE) / LPIPS at unseen times, beside the trivial baselines:
-    on the shapes (analytic truth: the training grid, --fps_factor times the rate, beyond the
-    training horizon) and, for a --frame_stride run, at the stored frames the stride skipped.
-    Writes <run>/continuous/results.json (and held_out.png)."""
+    """SSIM / PSNR (of the mean MSE) / LPIPS at unseen times, beside the trivial baselines; writes
+    <run>/continuous/results.json (and held_out.png)."""
     saved = read_options(opt.test_dir)
     stride, analytic = saved["frame_stride"], saved["dataset"] == "shapes"
     if not analytic and stride == 1:
