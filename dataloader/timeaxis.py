@@ -1,18 +1,6 @@
-"""The model's time axis: where a frame sits in model time (docs/algorithm.md section 2, "Time stamps").
-
-Every clip of a batch shares one set of time stamps: R slots per unit of model time, slot k at
-t = k / R (`slots_per_unit`: Wn irregular, one slot per window frame, the unobserved ones masked;
-S regular extrapolation; S/2 regular interpolation, every second frame). A window spans [0, 1):
-window frame j is at j / F, F = `source_frames_per_unit` (Wn irregular, S regular). A phase that
-takes frames from elsewhere (generate's input) counts in slots: input frame p is model time p / R.
-
-Frame stride k (--frame_stride): a run sees every k-th stored frame from an offset (random in
-[0, k) on the train split, 0 on the test split), i.e. the clip at 1/k of its frame rate; the rest
-applies unchanged. Between consecutive slots lie D = k F / R stored frames
-(`stored_frames_per_slot`), kept for eval_continuous: stored frame i of a window is at slot
-position i / D, or, where the clip has frame times (<name>.times.npy), placed by its real time
-between the grid frames around it (`window_positions`).
-"""
+"""The model's time axis (docs/algorithm.md section 2, "Time stamps"): slot k at t = k / R (R slots
+per unit), window frame j at j / F; with --frame_stride k, D = k F / R stored frames lie between
+consecutive slots (docs/continuous_time.md, "Held-out frames")."""
 from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np

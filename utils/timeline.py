@@ -1,13 +1,7 @@
-"""The time axis of a trained run in frame units of its input, and the model evaluated at any
-times on it: what generate and eval_continuous share.
-
-Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame, 1 the second,
-0.5 half-way. Model time is t = frame / R, R = timeaxis.slots_per_unit(run options) (S/2 regular
-interpolation, S regular extrapolation, Wn irregular; dataloader/timeaxis.py). The decoder ODE is
-autonomous (docs/algorithm.md section 3), so synthesize always starts it where training did: at
-the first observed frame (interpolation) or at frame N of an N-frame input (extrapolation); a start
-that was not requested is solved but not rendered (as test_met does with its output mask).
-"""
+"""The model evaluated at any times in FRAME UNITS OF THE INPUT (0 the first input frame, 0.5
+half-way; model time = frame / R, dataloader/timeaxis.py): what generate and eval_continuous share.
+The decoder ODE starts where training did (the first observed frame, or frame N of an N-frame input
+when extrapolating); a start that was not requested is solved but not rendered."""
 import math
 from typing import Iterable, Optional
 
