@@ -28,8 +28,7 @@ class StopFlag:
     """First Ctrl-C (or SIGTERM): finish the current step, save, exit. Second: stop at once."""
 
     def __init__(self):
-        self.set = False
-        self._old = {}
+        self.set, self._old = False, {}
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -97,21 +96,16 @@ class Trainer:
         if resume is not None and self.main:
             record_resume(resume, self.world)
         del resume  # the checkpoint's tensors are in the networks now
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model_ddp = DDP(model, device_ids=ids)
-            self.netD_img_ddp = DDP(netD_img, device_ids=ids)
-            self.netD_seq_ddp = DDP(netD_seq, device_ids=ids)
-        else:
-            self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = model, netD_img, netD_seq
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wrap = (lambda m: DDP(m, device_ids=ids)) if self.world > 1 else (lambda m: m)
+        self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = map(wrap, (model, netD_img, netD_seq))
         self.log = TrainLog(opt, self.log_dir, self.main)
 
     # ------------------------------------------------------------------ test loss
     @torch.no_grad()
     def test_loss(self) -> float:
-        """Average generator loss on the test split. BatchNorm normalises with batch statistics (training
-        mode, as the reference), but its running statistics are restored afterwards: test clips never
-        enter them (nor the checkpoint, nor a later --bn_running_stats evaluation)."""
+        """Average generator loss on the test split, with batch statistics (as the reference); every
+        buffer is restored afterwards, so test clips never enter the running statistics."""
         st = self.state
         total, n, last = 0.0, 0, None
         with buffers_kept(st.model):
@@ -156,7 +150,7 @@ class Trainer:
                            f"{st.last_ckpt or 'none yet'} (resume from it with --resume, perhaps with a "
                            "lower --lr)")
         seconds = time.time() - t0
-        self.log.advance()
+        self.log.bar.update(1)
         if st.step % opt.log_print_freq == 0 or st.step == 1:
             self.log.step(out, seconds, st.step, st.epoch, st.optG.param_groups[0]["lr"])
         if st.step % opt.image_print_freq == 0:
@@ -175,9 +169,7 @@ class Trainer:
         """Train until a stop; returns the last checkpoint written."""
         opt, st = self.opt, self.state
         n_batches = len(self.train_loader)
-        total = opt.epoch * n_batches
-        if opt.max_steps:
-            total = min(total, opt.max_steps)
+        total = min(opt.epoch * n_batches, opt.max_steps or math.inf)
         self.log.header(describe_run(opt, self.device), len(self.train_loader.dataset),
                         n_batches, self.ckpt_dir, self.world)
         start = time.time()
@@ -207,7 +199,7 @@ class Trainer:
                 epoch += 1
                 if epoch < opt.epoch:
                     st.batch_in_epoch = 0
-            self.log.close_bar()
+            self.log.bar.close()
             path = st.save(self.ckpt_dir)
         self.log.finish(stopped or f"{opt.epoch} epochs done", st.step, path)
         return path

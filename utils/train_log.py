@@ -1,9 +1,6 @@
 """What a training run reports: [train] lines on the console (and a progress bar on a terminal),
 TensorBoard scalars and image grids, and train_log.jsonl (one JSON object per logged step).
-
-Rank 0 writes everything; every process takes part in the averages over processes, so call
-step() on every process.
-"""
+Rank 0 writes everything; call step() on every process (it averages over them)."""
 import json
 from argparse import Namespace
 from pathlib import Path
@@ -43,18 +40,10 @@ class TrainLog:
                   f"{world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
 
     def open_bar(self, total: int, initial: int) -> None:
-        """The progress bar over `total` steps, `initial` of them done (a resumed run)."""
-        # the bar only on a terminal (disable=None): logs and CI keep the plain [train] lines
+        """self.bar: the progress bar over `total` steps, `initial` of them done (a resumed run);
+        only on a terminal (disable=None): logs and CI keep the plain [train] lines."""
         self.bar = tqdm(total=total, initial=initial, disable=None if self.main else True,
                         dynamic_ncols=True, desc="train")
-
-    def advance(self) -> None:
-        """One step done."""
-        self.bar.update(1)
-
-    def close_bar(self) -> None:
-        """Close the progress bar (before the last checkpoint's lines)."""
-        self.bar.close()
 
     def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
         """One logged step: the scalar losses of train_step's `out`, averaged over processes,
@@ -83,18 +72,15 @@ class TrainLog:
         batch['observed_data'] (b, To, c, h, w), target and pred (b, Tp, c, h, w), model scale."""
         if not self.main:
             return
-        rows = [self._display(x[0].detach().float().cpu()) for x in (batch["observed_data"], target, pred)]
+        rows = [to_unit(x[0].detach().float().cpu(), self.opt.input_norm)
+                for x in (batch["observed_data"], target, pred)]
         path = self.log_dir / "images" / f"{tag}_{step:08d}.png"
         save_grid(rows, path)
         with Image.open(path) as im:
             self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
-    def _display(self, x):
-        return to_unit(x, self.opt.input_norm)
-
     def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
-        """The average test loss (rank 0) and the image grid of the last test batch:
-        last = (batch, target, pred)."""
+        """The average test loss and the image grid of the last test batch, last = (batch, target, pred)."""
         if not self.main:
             return
         tqdm.write(f"[test] epoch {epoch + 1} step {step}: average test loss {mean:.5f}")
