@@ -1,8 +1,5 @@
-"""test_met: the reference's metric protocol (docs/algorithm.md section 5), in memory, with a trivial baseline.
-
-Writes results.json, metrics_by_index.csv and metrics_by_index.png in the run folder and prints
-the reference's line "SSIM / MSE / LPIPS / PSNR".
-"""
+"""test_met: the reference's metric protocol (docs/evaluation.md), in memory, beside a trivial
+baseline: results.json, metrics_by_index.csv and .png in the run folder, the reference's line."""
 import csv
 import io
 import time
@@ -52,8 +49,7 @@ class Evaluator:
                                      batch["tp_to_predict"], self.run_opt.extrap), step, K)
         return tuple(to_unit(x, self.run_opt.input_norm) for x in (pred, gt, base))
 
-    def update(self, batch: dict,
-               save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def update(self, batch: dict, save_dir: Optional[Path] = None) -> None:
         """Predict one batch, add its model and baseline metrics, write its PNGs when save_dir is given."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)
@@ -61,12 +57,10 @@ class Evaluator:
         if save_dir is not None:
             save_pngs(save_dir, batch["clip_index"].tolist(), pred, gt)
         self.n_clips += pred.size(0)
-        return pred, gt, base
 
 
 def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
-    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png; pred and gt
-    (b, T, c, h, w) in [0, 1]."""
+    """The reference's files <save_dir>/{pred,gt}/<clip>_<frame>.png; pred, gt (b, T, c, h, w) in [0, 1]."""
     for kind, frames in (("pred", pred), ("gt", gt)):
         folder = Path(save_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -89,10 +83,8 @@ def metrics_csv(model_summary: dict, base_summary: dict) -> str:
 
 
 def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
-    """Under torchrun: this process's share of the first n_batches batches, whole batches dealt
-    round-robin (batch i to process i % N). Each batch is the one a single process would form,
-    so BatchNorm's batch statistics and the adaptive solver's steps, hence every prediction,
-    are unchanged; no clip is repeated. Returns (loader, its number of batches)."""
+    """(loader, its number of batches) of this process's share of the first n_batches batches: whole
+    batches dealt round-robin, each the one a single process would form, so no prediction changes."""
     world = dist.world_size()
     if world == 1:
         return loader, n_batches
@@ -103,8 +95,7 @@ def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
 
 
 def gather_metrics(ev: Evaluator) -> None:
-    """Under torchrun: every process's per-frame metrics, merged into `ev` on every process.
-    The summaries are exactly rounded sums (independent of order): one process's numbers."""
+    """Under torchrun: every process's per-frame metrics merged into `ev` (exact sums: one process's)."""
     if dist.world_size() == 1:
         return
     parts = dist.gather_objects((ev.acc.state(), ev.acc_base.state(), ev.n_clips))
@@ -117,8 +108,7 @@ def gather_metrics(ev: Evaluator) -> None:
 
 
 def test_met(opt: Namespace) -> dict:
-    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written to the run
-    folder (rank 0) and returned."""
+    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written and returned."""
     run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
