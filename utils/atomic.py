@@ -1,10 +1,6 @@
-"""Atomic file writes: a temp file in the same folder, fsync, os.replace, fsync the folder.
-
-A failure at any point (full disk, Ctrl-C, an exception in the writer) leaves the old file
-untouched and no temp file behind. Only a killed process (kill -9, power loss) can leave its
-temp file, `dir/.name.<pid>.<hex>.tmp` (never ending in .pth or .json: nothing takes it for a
-checkpoint or a result); remove_stale_temps() clears those of dead processes.
-"""
+"""Atomic file writes: a temp file in the same folder, fsync, os.replace, fsync the folder. A failure
+leaves the old file and no temp file; only a killed process can leave its `.name.<pid>.<hex>.tmp`
+(never ending in .pth or .json), which remove_stale_temps() clears."""
 import contextlib
 import json
 import math
@@ -19,9 +15,8 @@ TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # .na
 
 
 def temp_path_for(path: "str | os.PathLike[str]", keep_suffix: bool = False) -> str:
-    """A hidden temp name beside `path`. keep_suffix=True appends the extension of `path` (.tmp.mp4)
-    for writers that pick the format from it, like cv2.VideoWriter; refused for the extensions of
-    checkpoints and results (.pth, .pt, .json, .jsonl)."""
+    """A hidden temp name beside `path`; keep_suffix appends its extension (.tmp.mp4, for writers
+    like cv2.VideoWriter), refused for those of checkpoints and results."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     ext = os.path.splitext(name)[1] if keep_suffix else ""
     if ext.lower() in (".pth", ".pt", ".json", ".jsonl"):
@@ -41,8 +36,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
-    """Remove the temp files that killed processes left under `folder` (recursively); those of a
-    process still running (another writer) are kept. Returns the removed paths."""
+    """Remove (and return) the temp files that dead processes left under `folder`, recursively."""
     removed = []
     for dirpath, _, files in os.walk(folder):
         for name in files:
@@ -52,6 +46,14 @@ def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
                     (Path(dirpath) / name).unlink()
                     removed.append(Path(dirpath) / name)
     return removed
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -64,22 +66,14 @@ def atomic_path(path: "str | os.PathLike[str]", keep_suffix: bool = False):
     tmp = temp_path_for(path, keep_suffix)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     with contextlib.suppress(OSError):  # make the rename durable where folders can be opened
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(folder)
 
 
 def atomic_write_with(path: "str | os.PathLike[str]", write) -> None:

@@ -1,9 +1,5 @@
-"""Checkpoint files: atomic saving, finding by step, safe loading, RNG states.
-
-Checkpoints are named `ckpt_<step:08d>.pth` (docs/algorithm.md section 6). A file holds either the
-generator's state dict alone (the paper's format) or this project's training state
-(utils/train_state.py).
-"""
+"""Checkpoint files `ckpt_<step:08d>.pth` (the paper's bare generator state dict, or the training
+state of utils/train_state.py): atomic saving, finding by step, safe loading, RNG states."""
 import pickle
 import random
 import re

@@ -1,9 +1,5 @@
-"""torchrun / DistributedDataParallel plumbing. One process without torchrun is world size 1.
-
-Launched by torchrun (its rendezvous sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT),
-each process joins the default process group over env://: NCCL on cuda:LOCAL_RANK, gloo on the
-CPU. Every collective below returns its input in a single process: callers need no special case.
-"""
+"""torchrun / DistributedDataParallel plumbing (docs/multi_gpu.md): NCCL on cuda:LOCAL_RANK, gloo on
+the CPU. Without torchrun the world size is 1 and every collective returns its input."""
 import atexit
 import os
 

@@ -26,8 +26,7 @@ Frames = Union[torch.Tensor, np.ndarray]  # (T, 3|1, H, W) float in [0, 1] or (T
 
 
 def to_uint8_hwc(frames: Frames) -> np.ndarray:
-    """(T, 3|1, H, W) float in [0,1] or (T, H, W, 3) uint8 (tensor or array) -> (T, H, W, 3)
-    uint8 numpy; floats quantised as save_image does, gray repeated to 3 channels."""
+    """Frames (tensor or array) -> (T, H, W, 3) uint8 numpy; floats quantised as save_image does."""
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(frames)
     if frames.dtype == torch.uint8 and frames.dim() == 4 and frames.shape[-1] == 3:
@@ -63,9 +62,8 @@ def _text(img, text, org, scale=0.4, colour=BLACK, thickness=1):
 
 def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
               padding: int = 2) -> None:
-    """rows: list of (T, 3, H, W) in [0,1] (e.g. observed, truth, prediction) -> one PNG,
-    one row each of `nrow` frames (default: the longest row; shorter rows padded with white
-    frames), `padding` white pixels between frames."""
+    """rows: (T, 3, H, W) in [0,1] each (e.g. observed, truth, prediction) -> one PNG, a row each of
+    `nrow` frames (default: the longest row; shorter rows padded white)."""
     t = nrow or max(r.shape[0] for r in rows)
     padded = []
     for r in rows:
@@ -78,8 +76,7 @@ def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] 
 
 
 def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
-    """Frames (see to_uint8_hwc) -> looping GIF (PIL) at `fps`. Identical consecutive frames
-    are merged by PIL into one longer frame."""
+    """Frames -> looping GIF (PIL) at `fps` (PIL merges identical consecutive frames)."""
     imgs = [Image.fromarray(f) for f in to_uint8_hwc(frames)]
     buf = io.BytesIO()
     imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:],
@@ -88,8 +85,7 @@ def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
 
 
 def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
-    """Frames (see to_uint8_hwc) -> MP4 ('mp4v') with OpenCV; odd sizes padded to even (edge
-    pixels repeated). Checked by reading back; RuntimeError when OpenCV cannot write or read it."""
+    """Frames -> MP4 ('mp4v', OpenCV; odd sizes padded), read back: RuntimeError if that fails."""
     rgb = to_uint8_hwc(frames)
     t, h, w, _ = rgb.shape
     rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
@@ -112,9 +108,8 @@ def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
 
 def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, pad: int = 2,
                  min_height: int = 96) -> torch.Tensor:
-    """Several (T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video, panels separated by
-    `pad` white pixels, each labelled above. Small frames are upscaled (nearest) to at least
-    `min_height`; panels are resized to the tallest one; shorter videos hold their last frame."""
+    """(T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video of labelled panels, each upscaled
+    (nearest) to >= `min_height` and the tallest; shorter videos hold their last frame."""
     vids = [_upscale(v.detach().float().cpu(), min_height) for v in videos]
     h = max(v.shape[-2] for v in vids)
     vids = [v if v.shape[-2] == h else F.interpolate(
@@ -139,9 +134,8 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
 
 def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: Sequence[bool],
                        path: Optional[PathLike] = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
-    """(N, 3, H, W) frames in [0,1] at `times` -> one strip in time order, each frame labelled
-    't=...'; observed frames get a green border and 'obs'. Returns (3, H', W') float; also
-    writes a PNG when `path` is given."""
+    """(N, 3, H, W) frames in [0,1] at `times` -> (3, H', W') strip in time order, labelled 't=...',
+    observed frames outlined green (a PNG at `path` if given)."""
     order = sorted(range(len(times)), key=lambda i: float(times[i]))
     x = _upscale(frames.detach().float().cpu(), min_height)
     rgb = to_uint8_hwc(x)  # (N, h, w, 3)
@@ -168,11 +162,8 @@ METRICS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))  # (key,
 
 def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLike,
                           xlabel: str = "predicted frame index", integer_x: bool = True) -> np.ndarray:
-    """SSIM, PSNR and LPIPS curves side by side (matplotlib, Agg), written as a PNG and returned,
-    (320, 1200, 3) uint8 RGB. series: {name: list of dicts}, e.g. {"model": summary["per_index"]},
-    each dict with "index" (else its list position; any number unless integer_x) and a value per
-    metric (None or NaN: not measured, left out)."""
-    # matplotlib is loaded only when a plot is drawn, not by every importer
+    """SSIM, PSNR and LPIPS curves side by side, a (320, 1200, 3) uint8 PNG written and returned.
+    series: {name: [{"index": x, "ssim": ...}, ...]} (no index: list position; None, NaN: left out)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
