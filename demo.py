@@ -22,10 +22,8 @@ from utils.atomic import atomic_write_json
 from utils.baselines import baseline
 from utils.visualize import side_by_side, write_gif
 
-# A small model on 32 px frames, extrapolating, big enough to learn the shapes' motion in a few
-# CPU minutes. The adversarial terms (--lamb_adv 0.003 in the paper) are left out: on 32 px
-# frames the two fixed-size discriminators cost three times the generator, and they add little
-# in a run this short.
+# A small extrapolating model on 32 px frames that learns the shapes' motion in a few CPU minutes;
+# no adversarial terms: on 32 px frames the discriminators cost three times the generator.
 DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init_dim", "16",
                 "--batch_size", "8", "--lamb_adv", "0", "--workers", "1", "--log_print_freq", "50",
                 "--image_print_freq", "200", "--ckpt_save_freq", "500", "--test_every_epochs", "1000",
@@ -47,11 +45,8 @@ def read_frames(folder: Path, clip: int) -> torch.Tensor:
 
 
 def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> Path:
-    """Observed frames, then truth | prediction | baseline for the predicted frames, per clip.
-
-    The truth and the prediction are the PNGs test_met --save_images wrote (result_images/gt,
-    result_images/pred); the observed frames come from the same test batch, the baseline copies the
-    last one (an extrapolation run)."""
+    """Observed frames, then truth | prediction | copy-last for the predicted frames, per clip (truth
+    and prediction: the PNGs of test_met --save_images; the observed frames: the same test batch)."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
     run_opt = merge_run_options(opt, read_options(test_dir))
     batch = next(iter(build_test_loader(run_opt)))

@@ -1,6 +1,5 @@
-"""What a run reads (docs/algorithm.md section 2): data sets (incl. the generated moving shapes), sampling,
-the time axis, transforms, batches and loaders, and decoding a user's video. Offline
-preparation (python -m dataset.prepare) builds on this package, never the reverse."""
+"""What a run reads (docs/algorithm.md section 2): data sets, sampling, the time axis, transforms,
+batches, loaders, a user's video. dataset/ (preparation) builds on it, never the reverse."""
 from .batch import Collate, batch_to_device, make_batch
 from .datasets import DATASET_ROOTS, VideoDataset, dataset_dir, get_dataset
 from .errors import DataError

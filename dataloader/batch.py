@@ -16,13 +16,9 @@ def _masked(x, m):
 def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor, opt: Namespace,
                test_interp: bool = False, predict_unobserved: bool = False, mode: Optional[str] = None,
                clip_index: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> Dict[str, Any]:
-    """Split a batch of clips into observed and to-predict parts.
-
-    data (b, T, C, H, W) float, mask (b, T, 1) float, time_steps (T_ts,).
-    test_interp: regular interpolation at test time (observe the masked frames, predict the
-    others but the last). predict_unobserved: irregular interpolation at test time (predict
-    the slots the mask leaves out). mode defaults to 'test' for those two, else 'train'.
-    """
+    """Split clips data (b, T, C, H, W), mask (b, T, 1), time_steps (T_ts,) into observed and
+    to-predict parts. test_interp, predict_unobserved: regular / irregular interpolation at test
+    time (docs/algorithm.md section 2); mode defaults to 'test' for those two, else 'train'."""
     if mode is None:
         mode = "test" if (test_interp or predict_unobserved) else "train"
     b, t = data.shape[:2]
@@ -79,11 +75,8 @@ def batch_to_device(batch, device, non_blocking=True):
 
 
 class Collate:
-    """collate_fn: list of (frames (T, C, H, W), mask (T, 1), index) -> batch dictionary.
-
-    Items of a full-rate data set (VideoDataset.full_rate) add "full_rate_data" (b, Tf, C, H, W),
-    "full_rate_positions" (b, Tf) float32 slot positions and "full_rate_placement" (b strings).
-    """
+    """collate_fn: [(frames (T, C, H, W), mask (T, 1), index)] -> batch dictionary; full-rate items add
+    "full_rate_data" (b, Tf, C, H, W), "full_rate_positions" (b, Tf) and "full_rate_placement"."""
 
     def __init__(self, opt, plan, mode):
         self.opt, self.plan, self.mode = opt, plan, mode

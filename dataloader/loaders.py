@@ -29,11 +29,9 @@ def _rank(distributed: bool) -> tuple[int, int]:
 
 
 class ResumableSampler(DistributedSampler):
-    """The train sampler: a seeded shuffle per epoch (set_epoch), this process's share, and
-    set_start(n) to skip the first n samples of the next pass (a mid-epoch resume). Yields (clip
-    index, epoch): the data set draws each clip's randomness from (seed, epoch, clip).
-    drop_last drops clips, not batches: with N processes the last len % N clips of the epoch's
-    order, so that every process has the same share and takes the same steps."""
+    """The train sampler: a seeded shuffle per epoch, this process's share (the last len % N clips
+    dropped, so all take the same steps), set_start(n) to skip n samples of the next pass (a resume).
+    Yields (clip index, epoch): each clip's randomness comes from (seed, epoch, clip)."""
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
@@ -68,11 +66,8 @@ def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoad
 
 
 def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoader]:
-    """(train_loader, test_loader) of batch dictionaries (CPU, float32). An epoch of the train
-    loader has ceil(share / batch_size) batches, the last one partial as the reference's, share =
-    this process's clips (with N processes floor(clips / N)); call loader.sampler.set_epoch(epoch)
-    each epoch, set_start(n) to resume mid-epoch. distributed: each process gets its share; the
-    test sampler pads the shares to equal length by repeating clips (see batch['clip_index'])."""
+    """(train_loader, test_loader) of batch dictionaries (CPU, float32); the last train batch may be
+    partial, as the reference's. distributed: each process its share (the test split padded)."""
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
     world = _rank(distributed)[1]

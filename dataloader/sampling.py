@@ -54,11 +54,7 @@ def make_plan(opt: Namespace, split: str) -> Plan:
 
 
 def check_sizes(opt: Namespace) -> None:
-    """Refuse sample/window sizes that the chosen mode cannot use (DataError saying why).
-
-    The one check of --sample_size / --window_size: main.check_opt calls it at parse time, the
-    data sets again when they are built from options read back from a run.
-    """
+    """Refuse sample/window sizes the mode cannot use (at parse time, and for a run's options)."""
     s, w = int(opt.sample_size), int(opt.window_size)
     k = getattr(opt, "frame_stride", 1)
     if k is not None and int(k) < 1:
@@ -79,12 +75,8 @@ def check_sizes(opt: Namespace) -> None:
 
 
 def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames.
-
-    With plan.frame_stride k > 1 the clip is first seen at every k-th frame from an offset (drawn
-    from the offsets that leave min_length frames on the train split, 0 on the test split), then
-    sampled as a clip of that lower frame rate; the indices are stored frames.
-    """
+    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames; with
+    frame_stride k > 1 sampled from every k-th frame from an offset (random on the train split)."""
     k = plan.frame_stride
     if k == 1:
         return _sample_frames(length, plan, rng)

@@ -54,10 +54,8 @@ def warm_up():
 
 
 def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
-    """Sampled frames (T, H, W, C) as stored -> float32 tensor (T, C, H', W').
-
-    augment: train-split random flip and rotation (kth, penn, mgif, custom only).
-    """
+    """Sampled frames (T, H, W, C) as stored -> float32 tensor (T, C, H', W'); augment: train-split
+    random flip and rotation (kth, penn, mgif, custom only)."""
     if dataset == "hurricane":
         x = np.asarray(frames[..., :3], dtype=np.float32)
         x = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))  # one zero row above and below
@@ -82,6 +80,5 @@ def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
 
 
 def to_unit(x: torch.Tensor, input_norm: bool) -> torch.Tensor:
-    """Model scale -> [0, 1]: undoes --input_norm's (x - 0.5) / 0.5 (identity without it).
-    Any shape, e.g. (b, T, C, H, W)."""
+    """Model scale -> [0, 1], any shape: undoes --input_norm's (x - 0.5) / 0.5."""
     return x * 0.5 + 0.5 if input_norm else x
