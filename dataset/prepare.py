@@ -258,10 +258,13 @@ def prepare(args):
     src = os.path.abspath(args.src)
     if not os.path.exists(src):
         raise PrepareError(f"source {args.src} does not exist")
-    if args.name == "kth":
-        if sources.has_npy_layout(src) and os.path.abspath(args.dst) == src:
-            print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
-            return None
+    npy_layout = args.name != "hurricane" and sources.has_npy_layout(src)  # e.g. the authors' archives
+    if npy_layout and args.name == "kth" and os.path.abspath(args.dst) == src:
+        print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
+        return None
+    if npy_layout:
+        items = sources.npy_layout_items(src)
+    elif args.name == "kth":
         items = sources.kth_items(src, args.split, args.hold_frames)
     elif args.name == "penn":
         items = sources.penn_items(src, args.size, args.split_file, args.test_ratio, args.seed)

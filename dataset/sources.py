@@ -103,8 +103,7 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loa
 # --- an existing {train,test}/*.npy layout (e.g. the Vid-ODE authors' preprocessed archives) ---
 
 def has_npy_layout(src):
-    return os.path.isdir(src) and any(
-        os.path.isdir(os.path.join(src, s)) and list_clips(os.path.join(src, s)) for s in ("train", "test"))
+    return os.path.isdir(src) and any(list_clips(os.path.join(src, s)) for s in ("train", "test"))
 
 
 _NPY_ERRORS = (OSError, ValueError, EOFError)  # what np.load raises on a file that is no array
@@ -136,10 +135,7 @@ def _checked_times(path, n):
 def npy_layout_items(src):
     items = []
     for split in ("train", "test"):
-        folder = os.path.join(src, split)
-        if not os.path.isdir(folder):
-            continue
-        for path in list_clips(folder):
+        for path in list_clips(os.path.join(src, split)):  # none where the folder is missing
             stem = os.path.basename(path)[:-len(".npy")]
             items.append(Item(split, path, [stem], lambda sp=split, p=path, s=stem: _copied_npy(sp, p, s)))
     return items
@@ -171,9 +167,7 @@ def _zip_decoder(zpath, member):
 
 
 def kth_items(src, scheme="default", hold=False):
-    """Per-action zips of .avi, folders of .avi, or an existing npy layout."""
-    if has_npy_layout(src):
-        return npy_layout_items(src)
+    """Per-action zips of .avi, or folders of .avi."""
     paths = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, files in sorted(os.walk(src)) for n in sorted(files)]
     found = [(p, lambda p=p: decode_video(p)) for p in paths if p.lower().endswith(".avi")]
@@ -238,8 +232,6 @@ def _read_split_file(path):
 
 def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
     """frames/<id>/*.jpg; split by --split_file, the labels' train flag, or seeded."""
-    if has_npy_layout(src):
-        return npy_layout_items(src)
     frames = os.path.join(src, "frames") if os.path.isdir(os.path.join(src, "frames")) else src
     videos = sorted(v for v in os.listdir(frames)
                     if os.path.isdir(os.path.join(frames, v)) and image_files(os.path.join(frames, v)))
@@ -358,8 +350,6 @@ def _media_item(split, path, name, prep, clip_len, hold, split_of):
 
 def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
     """(items, split record or None): .gif files, train/ and test/ subfolders kept."""
-    if has_npy_layout(src):
-        return npy_layout_items(src), None
     items, record = _media_items(src, lambda d: _media(d, gifs_only=True),
                                  lambda a: resize_shorter_antialiased(a, size), clip_len, test_ratio, seed,
                                  split_by, hold=False)
@@ -370,8 +360,6 @@ def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
 
 def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=None, hold=False):
     """(items, split record or None): videos, GIFs and frame folders under src."""
-    if has_npy_layout(src):
-        return npy_layout_items(src), None
     if os.path.isfile(src):
         raise PrepareError(f"{src}: give a folder of videos (avi, mp4, gif, ...) or of frame folders")
     items, record = _media_items(src, _media, lambda a: square(a, size), clip_len, test_ratio, seed,
