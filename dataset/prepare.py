@@ -163,11 +163,8 @@ def write_report(dst, name, options, summary, split, previous=None):
     """DST/prepare_report.json (atomically): per source what was decoded and written, the split.
     Sources whose files were all present keep what an earlier run recorded of them."""
     before = {e["source"]: e for e in (previous or {}).get("sources", []) if "source" in e}
-    entries = []
-    for e in summary["sources"]:
-        if e["status"] == "present" and e["source"] in before:
-            e = {**before[e["source"]], "status": "present", "present": e["present"]}
-        entries.append(e)
+    entries = [{**before[e["source"]], "status": "present", "present": e["present"]}
+               if e["status"] == "present" and e["source"] in before else e for e in summary["sources"]]
     w, p = summary["written"], summary["present"]
     atomic_write_json(os.path.join(dst, REPORT), {
         "preparation": name, "options": options,

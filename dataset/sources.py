@@ -284,10 +284,11 @@ def _media(src, gifs_only=False):
     return found
 
 
-def _names(paths, base):
-    """{output name: path}; two sources that would share a name (a.avi, a.mp4) are refused."""
+def _names(find, base):
+    """{output name: path} of the media find(base) lists; two sources that would share a name
+    (a.avi, a.mp4) are refused."""
     names = {}
-    for path in paths:
+    for path in find(base):
         rel = os.path.relpath(path, base)
         name = _safe((rel if os.path.isdir(path) else os.path.splitext(rel)[0]).replace(os.sep, "__"))
         if name in names:
@@ -303,18 +304,14 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
                   "does not apply")
-        items = []
-        for split in ("train", "test"):
-            base = os.path.join(src, split)
-            if os.path.isdir(base):
-                items += [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
-                          for n, p in _names(find(base), base).items()]
-        return items, None
+        return [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
+                for split in ("train", "test") if os.path.isdir(os.path.join(src, split))
+                for n, p in _names(find, os.path.join(src, split)).items()], None
     by = split_by or "video"
     if by == "clip" and not clip_len:
         raise PrepareError("--split_by clip puts the last clips of every video in test: give "
                            "--clip_len N to cut the videos into clips (or use --split_by video)")
-    names = _names(find(src), src)
+    names = _names(find, src)
     videos = []  # the split is chosen over the clips that will be written: refused ones left out
     for n, p in sorted(names.items()):
         try:

@@ -82,12 +82,9 @@ def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
     index, times, skipped = frame_sequence(tl, hold)
     n = len(index)
     length = clip_len or n
-    clips = []
-    for k in range(n // length if length else 0):
-        sl = slice(k * length, (k + 1) * length)
-        clips.append(Clip(k, index[sl], None if times is None else times[sl],
-                          int(skipped[sl][1:].sum())))
-    return clips
+    cuts = [slice(k * length, (k + 1) * length) for k in range(n // length if length else 0)]
+    return [Clip(k, index[c], None if times is None else times[c], int(skipped[c][1:].sum()))
+            for k, c in enumerate(cuts)]
 
 
 def usable(clips: List[Clip], hold: bool) -> List[Clip]:
