@@ -185,19 +185,15 @@ def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
                          "ODE and warping chain run forward through them; sort --times")
 
 
-def given_options(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> list[str]:
-    """The options given on the command line (dest names), whatever their value (runs.resume_run)."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return sorted(vars(parser.parse_args(argv)))
-
-
 def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """The checked options of argv (default sys.argv[1:]), opt.explicit those given; exit 2 if bad."""
-    parser = _build_parser()
+    """The checked options of argv (default sys.argv[1:]); opt.explicit: those given on the command
+    line, whatever their value (runs.resume_run); exit 2 if bad."""
+    parser, given = _build_parser(), _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
-    opt.explicit = given_options(_build_parser(), argv)
+    for action in given._actions:  # no defaults: only the options given are set
+        action.default = argparse.SUPPRESS
+    opt.explicit = sorted(vars(given.parse_args(argv)))
     return check_opt(opt, parser)
 
 
