@@ -101,7 +101,7 @@ def read_options(test_dir: str | Path) -> dict:
     return saved
 
 
-def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> SimpleNamespace:
+def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
     """The command-line options with the run's own (`saved`) as OPTIONS' rules say for an
     evaluation; run_opt.data_from_run lists the data options taken from the run."""
     merged = dict(vars(opt))
@@ -112,7 +112,7 @@ def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> Simpl
         if r == "model" or k in merged["data_from_run"]:
             merged[k] = saved[k]
     merged["log_dir"], merged["checkpoint_dir"] = saved["log_dir"], saved["checkpoint_dir"]
-    if ignored and not quiet and os.environ.get("RANK", "0") == "0":  # before the process group exists
+    if ignored and os.environ.get("RANK", "0") == "0":  # before the process group exists
         print("[run] the run's own options are used: " + "; ".join(
             f"--{k} {vars(opt)[k]} ignored (the run has {saved[k]})" for k in ignored))
     return SimpleNamespace(**merged)
