@@ -32,10 +32,8 @@ class StopFlag:
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
         return self
 
     def _handle(self, signum, frame):
@@ -70,8 +68,7 @@ class Trainer:
     def __init__(self, opt: Namespace):
         self.opt = opt
         configure_threads(opt)
-        device = resolve_device(opt.device)
-        self.rank, self.world, self.device = dist.init_distributed(device)
+        self.rank, self.world, self.device = dist.init_distributed(resolve_device(opt.device))
         self.main = self.rank == 0
         # --resume: the run's options (from its checkpoint) into opt, before anything is built from them
         resume = resume_run(opt, self.world) if opt.resume else None
@@ -101,7 +98,6 @@ class Trainer:
         self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = map(wrap, (model, netD_img, netD_seq))
         self.log = TrainLog(opt, self.log_dir, self.main)
 
-    # ------------------------------------------------------------------ test loss
     @torch.no_grad()
     def test_loss(self) -> float:
         """Average generator loss on the test split, with batch statistics (as the reference); every
@@ -124,7 +120,6 @@ class Trainer:
             self.log.test_loss(total / n, st.step, st.epoch, last)
         return total / max(n, 1)
 
-    # ------------------------------------------------------------------ loop
     def one_step(self, batch: dict, start: float, stop: StopFlag) -> Optional[str]:
         """One training iteration with its logging and checkpoints; returns why to stop, or None."""
         opt, st = self.opt, self.state
