@@ -1,12 +1,5 @@
-"""Convert the public releases (or any videos) to the layout the loaders read (docs/data.md).
-
-    python -m dataset.prepare kth  KTH_ZIPS_OR_FOLDER  dataset/kth_action  [--split svg]
-    python -m dataset.prepare penn Penn_Action         dataset/penn_action [--size 128]
-    python -m dataset.prepare mgif moving-gif          dataset/moving-gif
-    python -m dataset.prepare hurricane ARRAYS.npy     dataset/Hurricane
-    python -m dataset.prepare custom MY_VIDEOS         dataset/custom      [--size 128 --clip_len 0]
-                                               [--split_by video|clip --hold_frames]
-    python -m dataset.prepare shapes                   dataset/shapes
+"""Convert the public releases (or any videos) to the layout the loaders read (docs/data.md; the
+README's table has the command of each data set): python -m dataset.prepare NAME [SRC] DST.
 
 Output: DST/{train,test}/<name>.npy, (T, H, W, 3) uint8 per video or clip (hurricane: float), with
 <name>.times.npy (frame times, seconds) where known, and DST/prepare_report.json (per source: frames
