@@ -117,10 +117,7 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
     t = max(v.shape[0] for v in vids)
     vids = [torch.cat([v, v[-1:].expand(t - v.shape[0], -1, -1, -1)]) for v in vids]
     sep = torch.ones(t, 3, h, pad)
-    parts = []
-    for i, v in enumerate(vids):
-        parts += ([sep] if i else []) + [v.clamp(0, 1)]
-    body = torch.cat(parts, dim=-1)  # (T, 3, h, W')
+    body = torch.cat([p for v in vids for p in (sep, v.clamp(0, 1))][1:], dim=-1)  # (T, 3, h, W')
     if not labels:
         return body
     strip = np.full((16, body.shape[-1], 3), 255, np.uint8)  # each label centred above its panel
@@ -141,13 +138,11 @@ def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: S
     rgb = to_uint8_hwc(x)  # (N, h, w, 3)
     panels = []
     for i in order:
-        is_obs = bool(observed[i])
-        colour = OBS_COLOUR if is_obs else GRAY
         img = cv2.copyMakeBorder(rgb[i], border, border, border, border, cv2.BORDER_CONSTANT,
-                                 value=colour)
+                                 value=OBS_COLOUR if observed[i] else GRAY)
         top = np.full((28, img.shape[1], 3), 255, np.uint8)
         _text(top, f"t={float(times[i]):.3g}", (2, 12))
-        if is_obs:
+        if observed[i]:
             _text(top, "obs", (2, 25), colour=OBS_COLOUR)
         panels.append(np.concatenate([top, img], axis=0))
     gap = np.full((panels[0].shape[0], 2, 3), 255, np.uint8)
@@ -171,18 +166,18 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
     fig = Figure(figsize=(4.0 * len(METRICS), 3.2), dpi=100, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(METRICS), sharex=True, squeeze=False)[0]
-    colours = [f"C{k}" for k in range(len(series))]  # one colour per series in every panel
     handles, indices = {}, set()
     for ax, (key, title) in zip(axes, METRICS):
-        for colour, (name, per) in zip(colours, series.items()):
+        for k, (name, per) in enumerate(series.items()):  # one colour per series in every panel
             pts = [(e.get("index", i), float(e[key])) for i, e in enumerate(per)
                    if e.get(key) is not None and math.isfinite(float(e[key]))]
             if pts:
                 xs, ys = zip(*pts)
                 indices.update(xs)
-                (handles[name],) = ax.plot(xs, ys, marker="o", markersize=4, color=colour,
-                                           label=name)
-        if not ax.lines:
+                (handles[name],) = ax.plot(xs, ys, "o-", markersize=4, color=f"C{k}", label=name)
+        if ax.lines:
+            ax.grid(True, color="0.9")
+        else:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="0.4",
                     transform=ax.transAxes)
             ax.set_yticks([])
@@ -190,8 +185,6 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
         ax.set_xlabel(xlabel)
         if integer_x:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if ax.lines:
-            ax.grid(True, color="0.9")
     if len(indices) == 1 and integer_x:  # one frame index: one tick, not a fractional axis around it
         (x,) = indices
         axes[0].set_xlim(x - 1, x + 1)
