@@ -31,23 +31,18 @@ METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")  # each ro
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
               horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
     """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
+    p = predicted_frames(run_opt) if run_opt.extrap else 0
+    times = grid_times(n, fps_factor, run_opt.extrap, None, p)
+    between = (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
+               times, [j % fps_factor != 0 for j in range(len(times))])
     if not run_opt.extrap:
-        between = grid_times(n, fps_factor, False, None, 0)
         return [("grid", "training time stamps (at observed frames the baseline is exact)",
-                 list(range(n)), [True] * n),
-                (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-                 between, [j % fps_factor != 0 for j in range(len(between))])]
-    p = predicted_frames(run_opt)
-    grid = list(range(n, n + p))
-    between = grid_times(n, fps_factor, True, None, p)
-    end = n - 1 + p
-    horizon = horizon or n - 1 + 2 * p
+                 list(range(n)), [True] * n), between]
+    end, horizon = n - 1 + p, horizon or n - 1 + 2 * p
     if horizon <= end:
         raise RunError(f"--horizon {fmt_time(horizon)} must exceed the training horizon (frame {end})")
     beyond = list(range(n, int(math.floor(horizon + EPS)) + 1))
-    return [("grid", "training time stamps", grid, [True] * p),
-            (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-             between, [j % fps_factor != 0 for j in range(len(between))]),
+    return [("grid", "training time stamps", list(range(n, n + p)), [True] * p), between,
             ("beyond", f"training rate, after the training horizon (frame {end}) up to {fmt_time(horizon)}",
              beyond, [t > end for t in beyond])]
 
