@@ -70,14 +70,6 @@ def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def mean_over_processes(tensors: dict) -> dict:
-    """A dict of scalar tensors averaged over processes (for logging only)."""
-    if not is_distributed():
-        return tensors
-    keys = sorted(tensors)
-    stacked = sum_over_processes(torch.stack([tensors[k].float() for k in keys])) / dist.get_world_size()
-    return dict(zip(keys, stacked))
-
 
 def cleanup() -> None:
     """Leave the process group (every process calls it; safe to call twice)."""

@@ -48,8 +48,9 @@ class TrainLog:
     def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
         """One logged step: the scalar losses of train_step's `out`, averaged over processes,
         to the bar, TensorBoard, train_log.jsonl and a console line. epoch: 0-based."""
-        scalars = dist.mean_over_processes({k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
-        scalars = {k: float(v) for k, v in scalars.items()}
+        keys = [k for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0]  # the scalar losses
+        means = dist.sum_over_processes(torch.stack([out[k].float() for k in keys])) / dist.world_size()
+        scalars = {k: float(v) for k, v in zip(keys, means.tolist())}
         self.bar.set_postfix(G=f"{scalars['loss_G']:.4f}", D=f"{scalars['loss_D']:.4f}")
         if not self.main:
             return
