@@ -31,8 +31,7 @@ class Evaluator:
     def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
                  lpips_model: Optional[torch.nn.Module]):
         self.run_opt, self.model, self.device = run_opt, model, device
-        self.acc = MetricAccumulator(lpips_model, device)
-        self.acc_base = MetricAccumulator(lpips_model, device)
+        self.acc, self.acc_base = MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device)
         self.n_clips = 0
 
     @torch.no_grad()
@@ -77,8 +76,7 @@ def metrics_csv(model_summary: dict, base_summary: dict) -> str:
     w.writerow(["frame_index"] + keys + [f"baseline_{k}" for k in keys])
     rows = [("all", model_summary, base_summary)] + [
         (m["index"], m, b) for m, b in zip(model_summary["per_index"], base_summary["per_index"])]
-    for idx, m, b in rows:
-        w.writerow([idx] + [m.get(k) for k in keys] + [b.get(k) for k in keys])
+    w.writerows([idx] + [m.get(k) for k in keys] + [b.get(k) for k in keys] for idx, m, b in rows)
     return buf.getvalue()
 
 

@@ -6,7 +6,7 @@ from typing import Tuple
 import numpy as np
 
 from .errors import DataError
-from .timeaxis import stored_index, stored_length, strided_length
+from .timeaxis import frame_stride, stored_index, stored_length, strided_length
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,9 @@ def make_plan(opt: Namespace, split: str) -> Plan:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     check_sizes(opt)
-    return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap),
-                sample_size=int(opt.sample_size), window_size=int(opt.window_size),
-                random_start=split == "train",
-                test_time=split == "test" and opt.phase != "train",
-                frame_stride=int(getattr(opt, "frame_stride", 1) or 1))
+    return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap), sample_size=int(opt.sample_size),
+                window_size=int(opt.window_size), random_start=split == "train",
+                test_time=split == "test" and opt.phase != "train", frame_stride=frame_stride(opt))
 
 
 def check_sizes(opt: Namespace) -> None:
