@@ -130,26 +130,24 @@ def report(name, dst, summary, test_ratio=None):
     print(f"use it with: {usage_hint(name, dst)}")
 
 
-def _read_report(dst):
-    """The report of an earlier run into dst, or None; one that cannot be read is said so."""
+def _read_report(dst, options):
+    """The report of an earlier run into dst, or None (one that cannot be read is said so); as the
+    files already present are kept, a warning when they were made with other options."""
     path = os.path.join(dst, REPORT)
     if not os.path.exists(path):
         return None
     try:
         with open(path) as f:
-            return json.load(f)
+            previous = json.load(f)
     except (OSError, ValueError) as exc:
         print(f"warning: {path} cannot be read ({exc}); it is replaced")
         return None
-
-
-def _warn_changed_options(previous, options, dst):
-    """Files already present are kept: say so when they were made with other options."""
-    old = (previous or {}).get("options", {})
+    old = previous.get("options", {})
     diffs = [f"--{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v]
-    if previous and diffs:
+    if diffs:
         print(f"warning: {dst} was prepared with other options ({', '.join(diffs)}); the files "
               "already there are kept as they are (delete the folder to redo them)")
+    return previous
 
 
 def write_report(dst, name, options, summary, split, previous=None):
@@ -267,8 +265,7 @@ def prepare(args):
         items, split = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed,
                                             args.split_by, args.hold_frames)
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
-    previous = _read_report(args.dst)
-    _warn_changed_options(previous, options, args.dst)
+    previous = _read_report(args.dst, options)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)
     write_report(args.dst, args.name, options, summary, split, previous)
     report(args.name, args.dst, summary, test_ratio=getattr(args, "test_ratio", None))
