@@ -5,6 +5,7 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -178,7 +179,6 @@ def kth_items(src, scheme="default", hold=False):
         except zipfile.BadZipFile:
             raise PrepareError(f"{z}: not a readable zip archive (a partial download?)") from None
         found += [(f"{z}:{m}", _zip_decoder(z, m)) for m in members]
-
     names = {}  # the first source of each video name
     for source, decode in found:
         names.setdefault(os.path.basename(source), (source, decode))
@@ -204,14 +204,12 @@ def _penn_label_splits(label_dir, videos):
             missing[v] = "no label file"
             continue
         try:
-            flag = int(np.ravel(loadmat(path)["train"])[0])
+            splits[v] = "train" if int(np.ravel(loadmat(path)["train"])[0]) == 1 else "test"
+            continue
         except KeyError:
             reason = "it has no 'train' field"
         except (MatReadError, OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-        else:
-            splits[v] = "train" if flag == 1 else "test"
-            continue
         missing[v] = f"{path}: {reason}"
         print(f"penn: cannot read the train flag of {path} ({reason})")
     return splits, missing
@@ -252,22 +250,18 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
                   f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
             splits.update(seeded_split(rest, test_ratio, seed))
             why.update({v: f"seeded ({missing[v]})" for v in rest})
-    items = []
-    for v in videos:
-        folder = os.path.join(frames, v)
-        if v not in splits:
-            items.append(_skip("train", folder, "not listed in --split_file"))
-            continue
-        items.append(Item(splits[v], folder, [_safe(v)],
-                          lambda f=folder, n=_safe(v), sp=splits[v], w=why[v]: _penn_video(f, n, sp, w, size)))
-    return items
+    return [_penn_item(os.path.join(frames, v), _safe(v), splits[v], why[v], size) if v in splits
+            else _skip("train", os.path.join(frames, v), "not listed in --split_file")
+            for v in videos]
 
 
-def _penn_video(folder, name, split, why, size):
-    loaded = video_outputs(decode_frame_folder(folder), name, lambda a: resize_shorter_antialiased(a, size), 0,
-                           False, one_split(split))
-    loaded.report["split_from"] = why
-    return loaded
+def _penn_item(folder, name, split, why, size):
+    def load():
+        prep = partial(resize_shorter_antialiased, size=size)
+        loaded = video_outputs(decode_frame_folder(folder), name, prep, 0, False, one_split(split))
+        loaded.report["split_from"] = why
+        return loaded
+    return Item(split, folder, [name], load)
 
 
 # --- Moving GIF, custom footage ---
