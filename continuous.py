@@ -64,8 +64,7 @@ def _row(name, desc, times, scored, acc, acc_base):
 
 
 def format_table(rows: list[dict], label: str, who: tuple[str, ...]) -> str:
-    """The printed table: per row (named by row[label]) its frames and each of `who`'s SSIM, PSNR
-    and LPIPS side by side (n/a where not measured)."""
+    """The printed table: per row its frames and each of `who`'s SSIM, PSNR and LPIPS."""
     num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
     lines = [f"{label:<17}{'frames':>7}" + "".join(f" | {w + ' SSIM':>15}{'PSNR':>7}{'LPIPS':>7}" for w in who)]
     for r in rows:
@@ -180,8 +179,7 @@ class HeldOut:
 
 
 def eval_continuous(opt: Namespace) -> dict:
-    """SSIM / PSNR (of the mean MSE) / LPIPS at unseen times, beside the trivial baselines; writes
-    <run>/continuous/results.json (and held_out.png)."""
+    """Metrics at unseen times beside the baselines -> <run>/continuous/results.json."""
     saved = read_options(opt.test_dir)
     stride, analytic = saved["frame_stride"], saved["dataset"] == "shapes"
     if not analytic and stride == 1:

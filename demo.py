@@ -45,8 +45,7 @@ def read_frames(folder: Path, clip: int) -> torch.Tensor:
 
 
 def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> Path:
-    """Observed frames, then truth | prediction | copy-last for the predicted frames, per clip (truth
-    and prediction: the PNGs of test_met --save_images; the observed frames: the same test batch)."""
+    """A GIF, per clip the observed frames, then truth | prediction | copy-last (test_met PNGs)."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
     run_opt = merge_run_options(opt, read_options(test_dir))
     batch = next(iter(build_test_loader(run_opt)))

@@ -186,8 +186,7 @@ def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
 
 
 def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """The checked options of argv (default sys.argv[1:]); opt.explicit: those given on the command
-    line, whatever their value (runs.resume_run); exit 2 if bad."""
+    """The checked options of argv; opt.explicit: those given on the command line; exit 2 if bad."""
     parser, given = _build_parser(), _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
@@ -198,8 +197,7 @@ def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the phase the options name; exit code 0 when done (or nothing left to resume), 2 with one
-    line on stderr when the data, the run or a checkpoint cannot be used."""
+    """Run the phase the options name; exit code 0 when done, 2 (one line on stderr) on errors."""
     opt = get_opt(argv)
     from dataloader import DataError
     from runs import RunError, RunFinished

@@ -102,8 +102,7 @@ def read_options(test_dir: str | Path) -> dict:
 
 
 def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
-    """The command-line options with the run's own (`saved`) as OPTIONS' rules say for an
-    evaluation; run_opt.data_from_run lists the data options taken from the run."""
+    """The options with the run's (`saved`) as OPTIONS says; data_from_run: data options taken."""
     merged = dict(vars(opt))
     given = set(getattr(opt, "explicit", ()))
     ignored = [k for k, (_, r) in OPTIONS.items() if r == "model" and k in given and saved[k] != merged.get(k)]

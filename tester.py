@@ -81,8 +81,7 @@ def metrics_csv(model_summary: dict, base_summary: dict) -> str:
 
 
 def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
-    """(loader, its number of batches) of this process's share of the first n_batches batches: whole
-    batches dealt round-robin, each the one a single process would form, so no prediction changes."""
+    """(loader, n batches) of this process's share of the first n_batches, whole batches."""
     world = dist.world_size()
     if world == 1:
         return loader, n_batches

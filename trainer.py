@@ -50,8 +50,7 @@ class StopFlag:
 
 @contextlib.contextmanager
 def buffers_kept(module: torch.nn.Module):
-    """Every buffer of `module` (BatchNorm running statistics and counters) restored bit for bit
-    on exit: a pass in training mode (batch statistics, as the reference) leaves no trace."""
+    """Every buffer of `module` (BatchNorm running statistics) restored bit for bit on exit."""
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         yield
@@ -62,8 +61,7 @@ def buffers_kept(module: torch.nn.Module):
 
 
 class Trainer:
-    """One training run: its pieces (process group, data, networks, optimisers, training state,
-    logs) built from the options, and the loop over epochs and steps."""
+    """One training run: its pieces built from the options, and the loop over epochs and steps."""
 
     def __init__(self, opt: Namespace):
         self.opt = opt
@@ -100,8 +98,7 @@ class Trainer:
 
     @torch.no_grad()
     def test_loss(self) -> float:
-        """Average generator loss on the test split, with batch statistics (as the reference); every
-        buffer is restored afterwards, so test clips never enter the running statistics."""
+        """Average generator loss on the test split; every buffer restored afterwards."""
         st = self.state
         total, n, last = 0.0, 0, None
         with buffers_kept(st.model):

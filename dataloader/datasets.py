@@ -44,8 +44,7 @@ class VideoDataset(Dataset):
         return len(self.files)
 
     def rng(self, index, epoch=None):
-        """A generator per clip: (seed, clip) on the test split, (seed, epoch, clip) on the train
-        split, so a clip's window and augmentation depend on nothing else (worker count, resume)."""
+        """A generator per clip from (seed, clip), or (seed, epoch, clip) on the train split."""
         if not self.plan.random_start or epoch is None:
             return np.random.default_rng([self.seed, int(index)])
         return np.random.default_rng([self.seed, int(epoch), int(index)])
@@ -114,8 +113,7 @@ def _check_frame_sizes(opt, shapes, folder):
 
 
 def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDataset:
-    """The checked data set of one split; raises DataError early, in the calling process.
-    full_rate: items carry the window at every stored frame (VideoDataset)."""
+    """The checked data set of one split (DataError early, in the calling process)."""
     root = dataset_dir(opt)
     plan = make_plan(opt, split)  # size checks first: they need no files
     if opt.dataset == "shapes":

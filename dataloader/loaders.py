@@ -66,8 +66,7 @@ def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoad
 
 
 def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoader]:
-    """(train_loader, test_loader) of batch dictionaries (CPU, float32); the last train batch may be
-    partial, as the reference's. distributed: each process its share (the test split padded)."""
+    """(train_loader, test_loader) of batch dictionaries; distributed: each process's share."""
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
     world = _rank(distributed)[1]
@@ -80,6 +79,5 @@ def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoade
 
 
 def build_test_loader(opt, distributed: bool = False, full_rate: bool = False) -> DataLoader:
-    """The test loader alone (the train split need not exist), as build_loaders makes it;
-    full_rate: batches also carry each window at every stored frame (get_dataset)."""
+    """The test loader alone; full_rate: with each window at every stored frame."""
     return _loader(opt, get_dataset(opt, "test", full_rate=full_rate), "test", False, distributed)

@@ -73,8 +73,7 @@ def check_sizes(opt: Namespace) -> None:
 
 
 def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames; with
-    frame_stride k > 1 sampled from every k-th frame from an offset (random on the train split)."""
+    """Frame indices (T,) int64 and mask (T,) float32 for a clip of `length` frames."""
     k = plan.frame_stride
     if k == 1:
         return _sample_frames(length, plan, rng)

@@ -23,8 +23,7 @@ def source_frames_per_unit(opt: SamplingOptions) -> int:
 
 
 def model_times(positions: Iterable[float], rate: float) -> torch.Tensor:
-    """Positions (slots or frames, may be fractional) -> model times (T,) float32: position / rate
-    (R for slots, F for stored frames)."""
+    """Positions (slots or frames, may be fractional) -> model times (T,) float32."""
     return torch.tensor([float(p) for p in positions], dtype=torch.float32) / rate
 
 
@@ -55,8 +54,7 @@ def stored_index(strided_index: np.ndarray, stride: int, offset: int = 0) -> np.
 
 
 def stored_frames_per_slot(opt: SamplingOptions) -> int:
-    """D: stored frames per interval between consecutive slots, k * F / R (k, or 2 k in regular
-    interpolation, whose slots are every second strided frame)."""
+    """D = k * F / R: stored frames per interval between consecutive slots."""
     return frame_stride(opt) * source_frames_per_unit(opt) // slots_per_unit(opt)
 
 

@@ -18,8 +18,7 @@ def centre_crop(frames, th, tw):
 
 
 def resize_shorter_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, H', W', C) with the shorter side `size`, bilinear (OpenCV) whether it
-    shrinks or enlarges, the longer side truncated (int), as the reference's transform does."""
+    """(T, H, W, C) -> (T, H', W', C), shorter side `size`, bilinear, as the reference's."""
     t, h, w, c = frames.shape
     if h <= w:
         nh, nw = size, int(size * w / h)
@@ -54,8 +53,7 @@ def warm_up():
 
 
 def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
-    """Sampled frames (T, H, W, C) as stored -> float32 tensor (T, C, H', W'); augment: train-split
-    random flip and rotation (kth, penn, mgif, custom only)."""
+    """Sampled frames (T, H, W, C) -> float32 (T, C, H', W'); augment: flip and rotation."""
     if dataset == "hurricane":
         x = np.asarray(frames[..., :3], dtype=np.float32)
         x = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))  # one zero row above and below

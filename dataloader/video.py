@@ -14,8 +14,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class SkipItem(Exception):
-    """This source item cannot be converted; the reason is the message. `report`: what was
-    learnt of the source before it was given up (frames declared and decoded, ...)."""
+    """This item cannot be converted (the message says why); `report`: what was learnt of it."""
 
     def __init__(self, reason, report=None):
         super().__init__(reason)
@@ -40,8 +39,7 @@ class Decoded:
 
 
 def _stack(frames):
-    """Decoded frames -> (T, H, W, 3); frames of one source must share a size (none is resized
-    behind the user's back: the source is refused, naming the first frame that differs)."""
+    """Decoded frames -> (T, H, W, 3); frames of different sizes refuse the source."""
     if not frames:
         raise SkipItem("no frames could be decoded")
     first = frames[0].shape
@@ -88,8 +86,7 @@ def _times_or_regular(times, rate):
 
 
 def decode_video(path, pixels=True) -> Decoded:
-    """A video file -> frames (T, H, W, 3) uint8 RGB and their Timeline; with pixels=False the
-    frames are only sized (T, H, W, 0): the Timeline of a decode, without the colour conversion."""
+    """A video -> frames (T, H, W, 3) uint8 RGB and Timeline (pixels=False: (T, H, W, 0))."""
     container, stream = _open_pyav(path)
     if container is None:
         return _decode_opencv(path, reason=stream)
@@ -143,8 +140,7 @@ _PIL_ERRORS = (OSError, ValueError, EOFError)  # PIL.UnidentifiedImageError is a
 
 
 def decode_gif(path) -> Decoded:
-    """A GIF -> frames (T, H, W, 3) uint8 RGB (every frame composed, as PIL shows it), its
-    per-frame durations as times (no frame grid: rate None)."""
+    """A GIF -> frames (T, H, W, 3) uint8 RGB as PIL composes them, durations as times."""
     from PIL import Image, ImageSequence
     try:
         with Image.open(path) as im:

@@ -151,8 +151,7 @@ def _read_report(dst, options):
 
 
 def write_report(dst, name, options, summary, split, previous=None):
-    """DST/prepare_report.json (atomically): per source what was decoded and written, the split.
-    Sources whose files were all present keep what an earlier run recorded of them."""
+    """DST/prepare_report.json: per source what was decoded and written, and the split."""
     before = {e["source"]: e for e in (previous or {}).get("sources", []) if "source" in e}
     entries = [{**before[e["source"]], "status": "present", "present": e["present"]}
                if e["status"] == "present" and e["source"] in before else e for e in summary["sources"]]

@@ -193,8 +193,7 @@ def kth_items(src, scheme="default", hold=False):
 # --- Penn Action ---
 
 def _penn_label_splits(label_dir, videos):
-    """({video: split} from labels/<id>.mat's train flag, {video: why it has none}); unreadable
-    files are printed."""
+    """({video: split} from labels/<id>.mat's train flag, {video: why it has none})."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
     splits, missing = {}, {}
@@ -279,8 +278,7 @@ def _media(src, gifs_only=False):
 
 
 def _names(find, base):
-    """{output name: path} of the media find(base) lists; two sources that would share a name
-    (a.avi, a.mp4) are refused."""
+    """{output name: path} of the media find(base) lists; a name taken twice is refused."""
     names = {}
     for path in find(base):
         rel = os.path.relpath(path, base)
@@ -292,8 +290,7 @@ def _names(find, base):
 
 
 def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
-    """(items, split record or None) for the media under src: train/ and test/ subfolders kept,
-    else split by video or by clip (see dataset.splits), with the table printed."""
+    """(items, split record or None) of the media under src (train/, test/ folders kept)."""
     if any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test")):
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
@@ -364,8 +361,7 @@ def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=Non
 # --- Hurricane ---
 
 def _split_token(rel):
-    """'train' | 'test' | None from a relative path: a word of the file name (hurricane_test_2005.npy),
-    else the nearest folder named exactly train or test."""
+    """'train' | 'test' | None: a word of the file name (x_test_2005.npy), else a folder name."""
     parts = rel.lower().split(os.sep)
     words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & {"train", "test"}
     if len(words) == 2:
@@ -376,8 +372,7 @@ def _split_token(rel):
 
 
 def hurricane_items(src, test_ratio=0.1, seed=0):
-    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence, split by
-    the path (_split_token), else seeded."""
+    """Arrays (N, T, H, W, C) or (T, H, W, C) -> one float32 item per sequence."""
     files = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, fs in sorted(os.walk(src)) for n in sorted(fs)
         if n.endswith(".npy") and not n.endswith(TIMES_SUFFIX)]

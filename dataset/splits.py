@@ -72,8 +72,7 @@ def _share(test_clips, videos):
 
 
 def describe(videos, test_clips, by, test_ratio, seed, clip_len) -> dict:
-    """Print the split table (video, frames, clips, split) and a warning when the test share of
-    clips is more than twice or less than half of test_ratio; return the report's record."""
+    """Print the split table (and a warning when far from test_ratio); the report's record."""
     share, total = _share(test_clips, videos)
     n_test = sum(test_clips.values())
     rows = [{"video": n, "frames": f, "clips": c, "test_clips": test_clips[n]} for n, f, c in videos]

@@ -38,8 +38,7 @@ def grid_length(tl: Timeline, pos: np.ndarray) -> int:
 
 
 def check(tl: Timeline) -> dict:
-    """The report's numbers: declared, decoded, rate (the grid's), on_grid (expected), missing,
-    duplicates, gap."""
+    """The report's numbers: declared, decoded, rate, on_grid, missing, duplicates, gap."""
     pos, _, period = grid(tl)
     distinct = len(np.unique(pos))
     expected = grid_length(tl, pos)

@@ -58,8 +58,7 @@ def _fsync(path: str) -> None:
 
 @contextlib.contextmanager
 def atomic_path(path: "str | os.PathLike[str]", keep_suffix: bool = False):
-    """Yield a temp path to write `path` through by any means; on success it is fsynced and
-    replaces `path` (keep_suffix: see temp_path_for)."""
+    """Yield a temp path to write `path` through; on success fsynced and renamed to `path`."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)

@@ -85,8 +85,7 @@ def resolve_checkpoint(folder, which=None) -> Path:
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """torch.load with weights_only=True: files holding other Python objects are refused, as are
-    missing, corrupt or truncated ones (CheckpointError)."""
+    """torch.load(weights_only=True); a missing, corrupt or foreign file is a CheckpointError."""
     path = Path(path)
     hint = f"pick another with --ckpt <step or path> ({_available(path.parent)})"
     if not path.is_file():
@@ -114,8 +113,7 @@ def strip_prefixes(state: dict) -> OrderedDict:
 
 
 def generator_state_from(obj) -> OrderedDict:
-    """The generator's state dict from a paper-format checkpoint (the state dict itself) or
-    from this project's training checkpoint (obj['netG']), prefixes stripped."""
+    """The generator's state dict of a paper-format or training checkpoint, prefixes stripped."""
     if isinstance(obj, dict) and "netG" in obj:
         obj = obj["netG"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -126,8 +124,7 @@ def generator_state_from(obj) -> OrderedDict:
 
 
 def rng_state() -> dict:
-    """States of python `random`, numpy's global RNG, torch CPU and CUDA (None without CUDA), as
-    weights_only-safe types (tensors, ints, floats, strings)."""
+    """States of python, numpy, torch and CUDA RNGs as weights_only-safe types."""
     py = random.getstate()  # (version, tuple of 625 ints, gauss_next)
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {

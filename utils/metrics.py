@@ -41,8 +41,7 @@ def ssim_skimage(gray_a, gray_b):
 
 
 def _filter_valid(maps, taps):
-    """Separable 'valid' correlation of (..., H, W) with the 1D `taps` along H then W
-    -> (..., H-10, W-10); shifted in-place adds (10x fewer flops than a banded matmul)."""
+    """Separable 'valid' correlation of (..., H, W) with `taps` along H, W -> (..., H-10, W-10)."""
     r = len(taps) - 1
     h, w = maps.shape[-2] - r, maps.shape[-1] - r
     z = maps[..., 0:h, :] * taps[0]
@@ -267,8 +266,7 @@ class MetricAccumulator:
         self.t += list(range(t)) * b
 
     def summary(self) -> dict:
-        """Means over all frames and, in 'per_index', per frame index: 'psnr' is the reference's
-        PSNR of the mean MSE, 'psnr_per_frame_mean' the mean of per-frame PSNR (each capped)."""
+        """Means over all frames and per frame index ('per_index'); 'psnr': PSNR of the mean MSE."""
         per = []
         for i in range(max(self.t, default=-1) + 1):
             sel = [k for k, ti in enumerate(self.t) if ti == i]

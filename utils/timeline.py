@@ -14,8 +14,7 @@ EPS = 1e-6
 
 
 def predicted_frames(run_opt) -> int:
-    """Frames an extrapolation run was trained to predict after its observed half (of the
-    source_frames_per_unit frames of a window)."""
+    """Frames an extrapolation run was trained to predict after its observed half."""
     n = source_frames_per_unit(run_opt)
     return n - n // 2
 
@@ -52,8 +51,7 @@ def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.T
 @torch.no_grad()
 def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor,
                         times: torch.Tensor, rate: int, extrap: bool) -> torch.Tensor:
-    """synthesize with each clip's own times (b, T), increasing per clip: one decoder ODE solve
-    over their union (union_times), each clip decoded and chained through its own T times only."""
+    """synthesize with each clip's own times (b, T): one ODE solve over their union."""
     b, n = observed.shape[:2]
     start = float(n) if extrap else 0.0
     solve, keep = union_times(times.to(torch.float64).cpu(), start)

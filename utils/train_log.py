@@ -40,14 +40,12 @@ class TrainLog:
                   f"{world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
 
     def open_bar(self, total: int, initial: int) -> None:
-        """self.bar: the progress bar over `total` steps, `initial` of them done (a resumed run);
-        only on a terminal (disable=None): logs and CI keep the plain [train] lines."""
+        """self.bar: a progress bar (on a terminal only) over `total` steps, `initial` done."""
         self.bar = tqdm(total=total, initial=initial, disable=None if self.main else True,
                         dynamic_ncols=True, desc="train")
 
     def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
-        """One logged step: the scalar losses of train_step's `out`, averaged over processes,
-        to the bar, TensorBoard, train_log.jsonl and a console line. epoch: 0-based."""
+        """One logged step: train_step's scalar losses averaged over processes, to every log."""
         keys = [k for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0]  # the scalar losses
         means = dist.sum_over_processes(torch.stack([out[k].float() for k in keys])) / dist.world_size()
         scalars = {k: float(v) for k, v in zip(keys, means.tolist())}

@@ -66,8 +66,7 @@ class TrainState:
         return self.last_ckpt
 
     def start(self, path: Optional[Path], obj: Optional[dict], n_clips: int, n_batches: int) -> None:
-        """Resume from checkpoint `path` holding `obj` (None: a new run); this process's random
-        streams are the checkpoint's for this process count, else seeded from (seed, rank, step)."""
+        """Resume from `path` holding `obj` (None: a new run); set this process's RNG streams."""
         self.n_batches = n_batches
         if not (path and self._load_resume(path, obj, n_clips)):
             seed_everything(self.opt.seed + 1000 * self.rank + self.step)  # per-rank streams

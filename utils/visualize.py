@@ -62,8 +62,7 @@ def _text(img, text, org, scale=0.4, colour=BLACK, thickness=1):
 
 def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
               padding: int = 2) -> None:
-    """rows: (T, 3, H, W) in [0,1] each (e.g. observed, truth, prediction) -> one PNG, a row each of
-    `nrow` frames (default: the longest row; shorter rows padded white)."""
+    """rows: (T, 3, H, W) in [0, 1] each -> one PNG, a row each (short rows padded white)."""
     t = nrow or max(r.shape[0] for r in rows)
     padded = []
     for r in rows:
