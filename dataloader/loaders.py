@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from utils import distributed as dist
+
 from .batch import Collate
 from .datasets import get_dataset
 from .errors import DataError
@@ -21,11 +23,6 @@ def seed_worker(worker_id: int) -> None:
     cv2.setNumThreads(1)
     warm_up()  # no-op when inherited from the parent process
 
-
-def _rank(distributed: bool) -> tuple[int, int]:
-    if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 class ResumableSampler(DistributedSampler):
@@ -48,7 +45,7 @@ class ResumableSampler(DistributedSampler):
 def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoader:
     workers = max(0, int(getattr(opt, "workers", 0)))
     seed = int(getattr(opt, "seed", 0))
-    rank, world = _rank(distributed)
+    rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
     generator = torch.Generator()  # the workers' seeds
     generator.manual_seed(seed + (0 if train else 1) + 7919 * rank)
     if workers:
@@ -69,7 +66,7 @@ def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoade
     """(train_loader, test_loader) of batch dictionaries; distributed: each process's share."""
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
-    world = _rank(distributed)[1]
+    world = dist.world_size() if distributed else 1
     # no per-rank seed offset: a clip's randomness is keyed by (seed, epoch, clip) and each clip
     # goes to one process per epoch, so N processes of batch b see the clips of one process of N*b
     if len(train_set) < world:
