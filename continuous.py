@@ -3,6 +3,7 @@ baselines: analytic truth (--dataset shapes) and held-out frames (--frame_stride
 docs/continuous_time.md."""
 import math
 from argparse import Namespace
+from itertools import islice
 from collections import Counter
 from fractions import Fraction
 from pathlib import Path
@@ -196,9 +197,7 @@ def eval_continuous(opt: Namespace) -> dict:
         meta = load_meta(loader.dataset.root)
         file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     sets, accs, n_clips = None, {}, 0
-    for i, batch in enumerate(loader):
-        if opt.max_test_batches and i >= opt.max_test_batches:
-            break
+    for batch in islice(loader, opt.max_test_batches or None):
         batch = batch_to_device(batch, device)
         observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
         n = observed.size(1)

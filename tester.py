@@ -4,6 +4,7 @@ import csv
 import io
 import time
 from argparse import Namespace
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -118,10 +119,8 @@ def test_met(opt: Namespace) -> dict:
     start = time.time()
     n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
     loader, n_batches = shard_batches(loader, n_batches)
-    for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True,
-                                   disable=None if main_proc else True)):  # terminal only
-        if i >= n_batches:
-            break
+    for batch in tqdm(islice(loader, n_batches), total=n_batches, desc="test_met", dynamic_ncols=True,
+                      disable=None if main_proc else True):  # the bar on a terminal only
         ev.update(batch_to_device(batch, device), save_dir)
     gather_metrics(ev)
     seconds = time.time() - start
@@ -135,9 +134,7 @@ def test_met(opt: Namespace) -> dict:
         "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
-        "model": summary, "baseline": base,
-        "baseline_kind": baseline_kind(run_opt.extrap),
-    }
+        "model": summary, "baseline": base, "baseline_kind": baseline_kind(run_opt.extrap)}
     if not main_proc:
         return results
     out = Path(opt.test_dir)

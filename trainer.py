@@ -6,6 +6,7 @@ import math
 import signal
 import time
 from argparse import Namespace
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
@@ -102,9 +103,7 @@ class Trainer:
         st = self.state
         total, n, last = 0.0, 0, None
         with buffers_kept(st.model):
-            for i, batch in enumerate(self.test_loader):
-                if self.opt.max_test_batches and i >= self.opt.max_test_batches:
-                    break
+            for batch in islice(self.test_loader, self.opt.max_test_batches or None):
                 batch = batch_to_device(batch, self.device)
                 res = st.model.compute_all_losses(batch)
                 total += float(res["loss"])
