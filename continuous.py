@@ -3,9 +3,9 @@ baselines: analytic truth (--dataset shapes) and held-out frames (--frame_stride
 docs/continuous_time.md."""
 import math
 from argparse import Namespace
-from itertools import islice
 from collections import Counter
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
