@@ -27,11 +27,11 @@ SHOWN_CLIPS = 5  # refused clips named per source
 def run_items(items, dst, desc, progress=True):
     """Convert every item; return a summary dict (written, present, skipped, sources)."""
     from tqdm import tqdm
-    written, present, skipped, entries = Counter(), Counter(), [], []
+    count, skipped, entries = {"written": Counter(), "present": Counter()}, [], []
     for item in tqdm(items, desc=desc, unit="video", disable=not progress):
         names = item.names
         if names is not None and all(os.path.exists(_out(dst, item.split, n)) for n in names):
-            present[item.split] += len(names)
+            count["present"][item.split] += len(names)
             entries.append({"source": item.source, "status": "present", "split": item.split,
                             "present": names})
             continue
@@ -41,21 +41,18 @@ def run_items(items, dst, desc, progress=True):
             skipped.append((item.source, str(exc)))
             entries.append({"source": item.source, "status": "skipped", "reason": str(exc), **exc.report})
             continue
-        entry = {"source": item.source, "status": "converted", **loaded.report,
-                 "written": {}, "present": {}}
+        entry = {"source": item.source, "status": "converted", **loaded.report, "written": {}, "present": {}}
         for out in loaded.outputs:
             path = _out(dst, out.split, out.name)
-            if os.path.exists(path):
-                present[out.split] += 1
-                entry["present"].setdefault(out.split, []).append(out.name)
-                continue
-            if out.times is not None:  # first, so that a clip file present has its times
-                atomic_save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
-            atomic_save_npy(path, out.array)
-            written[out.split] += 1
-            entry["written"].setdefault(out.split, []).append(out.name)
+            done = "present" if os.path.exists(path) else "written"
+            if done == "written":
+                if out.times is not None:  # first, so that a clip file present has its times
+                    atomic_save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
+                atomic_save_npy(path, out.array)
+            count[done][out.split] += 1
+            entry[done].setdefault(out.split, []).append(out.name)
         entries.append(entry)
-    return {"written": written, "present": present, "skipped": skipped, "sources": entries}
+    return {**count, "skipped": skipped, "sources": entries}
 
 
 def _out(dst, split, name):
