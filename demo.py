@@ -1,5 +1,4 @@
-"""`make demo`: the built-in moving-shapes data, a short CPU training run, the reference's
-evaluation beside a trivial baseline, and a GIF of inputs, truth and prediction.
+"""`make demo`: moving shapes, a short CPU training run, test_met beside a baseline, and a GIF.
 
     python demo.py [--minutes 7] [--storage storage/demo]
 """

@@ -1,10 +1,4 @@
-"""Vid-ODE: continuous-time video generation with neural ODEs. The options (get_opt, checked in
-check_opt) and the dispatch to a phase: trainer.py, tester.py, generate.py, continuous.py.
-
-    python main.py --phase train --dataset kth
-    python main.py --phase test_met --test_dir storage/logs/<MMDD>/<run>
-    python main.py --phase generate --test_dir RUN --fps_factor 4
-"""
+"""Vid-ODE: the options (get_opt, checked in check_opt) and the dispatch to a phase module."""
 import argparse
 import importlib
 import math

@@ -1,6 +1,4 @@
-"""train: the training loop and its stops (Ctrl-C, NaN, step or time limits, the last epoch),
-with periodic test losses. What a checkpoint holds and the exact resume are utils/train_state.py;
-what the run reports (console, TensorBoard, train_log.jsonl) utils/train_log.py."""
+"""train: the training loop, its stops (Ctrl-C, NaN, step or time limits), periodic test losses."""
 import contextlib
 import math
 import signal

@@ -1,8 +1,5 @@
-"""Moving shapes: a built-in data set of 2-3 coloured, textured shapes bouncing (a triangle wave of
-the free path), some rotating or pulsing, in closed form: `render_clip` draws a clip at any real time
-(in frames: stored frame k is time k). <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and
-<root>/meta.json with every clip's parameters, generated on first use or by dataset.prepare shapes.
-"""
+"""Moving shapes: 2-3 textured shapes bouncing, rotating, pulsing in closed form (render_clip: any
+real time, in frames); <root>/{train,test}/NNNNN.npy (T, S, S, 3) uint8 and <root>/meta.json."""
 import json
 import math
 import os

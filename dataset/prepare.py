@@ -1,10 +1,5 @@
-"""Convert the public releases (or any videos) to the layout the loaders read (docs/data.md; the
-README's table has the command of each data set): python -m dataset.prepare NAME [SRC] DST.
-
-Output: DST/{train,test}/<name>.npy, (T, H, W, 3) uint8 per video or clip (hurricane: float), with
-<name>.times.npy (frame times, seconds) where known, and DST/prepare_report.json (per source: frames
-declared and decoded, gaps, held frames, refused clips, the split). Files already present are kept.
-"""
+"""python -m dataset.prepare NAME SRC DST (docs/data.md): a public release or any videos to the
+layout the loaders read, DST/{train,test}/*.npy (+ .times.npy), and DST/prepare_report.json."""
 import argparse
 import json
 import os

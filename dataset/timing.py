@@ -1,8 +1,5 @@
-"""Decoded frames against their container's frame grid: gaps, duplicates, held frames, clips.
-
-The grid (the container's rate, phase and period fitted to the sorted times by least squares) and
-why a clip that skips a slot is refused, or with `hold` its held frames repeated: docs/data.md.
-"""
+"""Decoded frames against their container's frame grid (fitted to the times by least squares):
+gaps, duplicates, held frames, clips (docs/data.md)."""
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 

@@ -1,7 +1,5 @@
-"""The model evaluated at any times in FRAME UNITS OF THE INPUT (0 the first input frame, 0.5
-half-way; model time = frame / R, dataloader/timeaxis.py): what generate and eval_continuous share.
-The decoder ODE starts where training did (the first observed frame, or frame N of an N-frame input
-when extrapolating); a start that was not requested is solved but not rendered."""
+"""The model evaluated at any times in frames of the input (model time = frame / R, timeaxis.py),
+its decoder ODE started where training did: what generate and eval_continuous share."""
 import math
 from typing import Iterable, Optional
 

@@ -1,6 +1,5 @@
-"""What a training run reports: [train] lines on the console (and a progress bar on a terminal),
-TensorBoard scalars and image grids, and train_log.jsonl (one JSON object per logged step).
-Rank 0 writes everything; call step() on every process (it averages over them)."""
+"""What a run reports: [train] lines, TensorBoard, train_log.jsonl (rank 0 writes; every process
+calls step(), which averages over them)."""
 import json
 from argparse import Namespace
 from pathlib import Path

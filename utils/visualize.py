@@ -1,6 +1,4 @@
-"""Pictures and videos: image grids, GIF/MP4, labelled side-by-side videos and time strips
-(pixels and text drawn with OpenCV), and metric plots (matplotlib). Every file is written
-atomically (utils/atomic.py)."""
+"""Image grids, GIF/MP4, labelled videos and time strips (OpenCV), metric plots (matplotlib)."""
 import io
 import math
 import os
