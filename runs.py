@@ -238,10 +238,7 @@ def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
                        f"--data_root NEW_FOLDER (the folder holding {folder.name}/{{train,test}})")
     configure_threads(run_opt)
     _, _, device = dist.init_distributed(resolve_device(opt.device))  # under torchrun: cuda:LOCAL_RANK
-    if not Path(run_opt.checkpoint_dir).is_dir():
-        raise RunError(f"the checkpoint folder of {opt.test_dir} ({run_opt.checkpoint_dir}) does not exist; "
-                       "train the run first or point --ckpt at a checkpoint file")
-    path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)
+    path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)  # a missing folder has no checkpoint
     obj = load_checkpoint(path, map_location="cpu")
     model = VidODE(run_opt, device)
     try:

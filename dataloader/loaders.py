@@ -67,8 +67,6 @@ def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoade
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
     world = dist.world_size() if distributed else 1
-    # no per-rank seed offset: a clip's randomness is keyed by (seed, epoch, clip) and each clip
-    # goes to one process per epoch, so N processes of batch b see the clips of one process of N*b
     if len(train_set) < world:
         raise DataError(f"the train split has {len(train_set)} clips, fewer than the {world} processes: "
                         "every process needs at least one clip; use fewer processes")

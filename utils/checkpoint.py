@@ -49,8 +49,7 @@ def list_checkpoints(folder) -> list[Path]:
 
 def newest_checkpoint(folder):
     """The checkpoint with the highest step, or None."""
-    ckpts = list_checkpoints(folder)
-    return ckpts[-1] if ckpts else None
+    return (list_checkpoints(folder) or [None])[-1]
 
 
 def _available(folder) -> str:
