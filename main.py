@@ -109,8 +109,6 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
         check_sizes(opt)
     except DataError as e:
         parser.error(str(e))
-    if opt.n_layers < 0:
-        parser.error("--n_layers must be >= 0")
     if opt.input_size % (2 ** opt.n_downs):
         parser.error(f"--input_size ({opt.input_size}) must be divisible by 2**n_downs "
                      f"({2 ** opt.n_downs})")
@@ -120,7 +118,7 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
     if opt.lr <= 0:
         parser.error("--lr must be positive")
     zero = {"workers": "load in the main process", "num_threads": "torch's default", "max_steps": "no limit",
-            "max_minutes": "no limit", "max_test_batches": "all"}
+            "max_minutes": "no limit", "max_test_batches": "all", "n_layers": "no hidden layer"}
     for name, meaning in zero.items():
         if getattr(opt, name) < 0:
             parser.error(f"--{name} must be >= 0 (0: {meaning}), got {getattr(opt, name):g}")

@@ -117,20 +117,17 @@ def _copied_npy(split, path, stem):
         raise SkipItem(f"not a readable .npy file ({exc})") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise SkipItem(f"expected uint8 frames (T, H, W, 3), got {arr.dtype} {arr.shape}")
-    times_path = path[:-len(".npy")] + TIMES_SUFFIX
-    times = _checked_times(times_path, len(arr)) if os.path.exists(times_path) else None
+    times_path, times = path[:-len(".npy")] + TIMES_SUFFIX, None
+    if os.path.exists(times_path):
+        try:
+            times = np.load(times_path).astype(np.float64)
+        except _NPY_ERRORS as exc:
+            raise SkipItem(f"{os.path.basename(times_path)}: not a readable .npy file ({exc})") from None
+        if times.shape != (len(arr),):
+            raise SkipItem(f"{os.path.basename(times_path)}: shape {times.shape}, expected ({len(arr)},) "
+                           "frame times")
     return Loaded([Output(split, stem, arr, times)],
                   {"decoder": "npy", "decoded": len(arr), "times": times is not None})
-
-
-def _checked_times(path, n):
-    try:
-        times = np.load(path)
-    except _NPY_ERRORS as exc:
-        raise SkipItem(f"{os.path.basename(path)}: not a readable .npy file ({exc})") from None
-    if times.shape != (n,):
-        raise SkipItem(f"{os.path.basename(path)}: shape {times.shape}, expected ({n},) frame times")
-    return times.astype(np.float64)
 
 
 def npy_layout_items(src):
