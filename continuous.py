@@ -221,18 +221,14 @@ def eval_continuous(opt: Namespace) -> dict:
             accs[name][1].update(to_unit(base, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
     if not n_clips:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
-    out = Path(opt.test_dir) / "continuous"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(opt.test_dir) / "continuous"  # made by the atomic writes
     results = {
         "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": run_opt.dataset,
         "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular), "n_clips": n_clips,
-        "frame_stride": stride,
+        "frame_stride": stride, "frames_per_model_time_unit": rate,
         "time_unit": "frames of the observed input (0 = first observed frame)",
-        "frames_per_model_time_unit": rate,
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
-        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
-        "psnr": "of the mean MSE (the reference's)",
-    }
+        "lpips_backbone": lpips_backbone(lpips_model), "psnr": "of the mean MSE (the reference's)"}
     if analytic:
         rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
         results.update({"fps_factor": fps_factor, "baseline_kind": baseline_kind(run_opt.extrap), "rows": rows})

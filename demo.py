@@ -21,8 +21,7 @@ from utils.atomic import atomic_write_json
 from utils.baselines import baseline
 from utils.visualize import side_by_side, write_gif
 
-# A small extrapolating model on 32 px frames that learns the shapes' motion in a few CPU minutes;
-# no adversarial terms: on 32 px frames the discriminators cost three times the generator.
+# a small extrapolating model, no adversarial terms (at 32 px they cost 3x the generator)
 DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init_dim", "16",
                 "--batch_size", "8", "--lamb_adv", "0", "--workers", "1", "--log_print_freq", "50",
                 "--image_print_freq", "200", "--ckpt_save_freq", "500", "--test_every_epochs", "1000",

