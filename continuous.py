@@ -1,6 +1,5 @@
-"""eval_continuous: the generator scored at times it never saw in training, beside the trivial
-baselines: analytic truth (--dataset shapes) and held-out frames (--frame_stride k > 1); see
-docs/continuous_time.md."""
+"""eval_continuous: scores at times never seen in training, beside the trivial baselines, from
+analytic truth (shapes) or held-out frames (--frame_stride) (docs/continuous_time.md)."""
 import math
 from argparse import Namespace
 from collections import Counter

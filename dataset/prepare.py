@@ -17,6 +17,7 @@ from .splits import SPLIT_BY, empty_test
 REPORT = "prepare_report.json"
 SHOWN = 20  # sources and skips printed; the report holds them all
 SHOWN_CLIPS = 5  # refused clips named per source
+SHAPES_OPTIONS = ("n_train", "n_test", "n_frames", "size", "seed")  # of the shapes data set
 
 
 def run_items(items, dst, desc, progress=True):
@@ -213,11 +214,8 @@ def _parser():
     clips(q)
     hold(q)
     q = add("shapes", "generate the built-in moving-shapes data set")
-    q.add_argument("--n_train", type=int, default=None)
-    q.add_argument("--n_test", type=int, default=None)
-    q.add_argument("--n_frames", type=int, default=None)
-    q.add_argument("--size", type=int, default=None)
-    q.add_argument("--seed", type=int, default=None)
+    for k in SHAPES_OPTIONS:
+        q.add_argument(f"--{k}", type=int, default=None)
     return p
 
 
@@ -225,8 +223,7 @@ def prepare(args):
     """Run one preparation from parsed arguments; returns the summary."""
     if args.name == "shapes":
         from dataloader import shapes
-        kw = {k: getattr(args, k) for k in ("n_train", "n_test", "n_frames", "size", "seed")
-              if getattr(args, k) is not None}
+        kw = {k: getattr(args, k) for k in SHAPES_OPTIONS if getattr(args, k) is not None}
         meta = shapes.generate_shapes_dataset(args.dst, progress=not args.quiet, **kw)
         print(f"prepare shapes: {len(meta['train'])} train and {len(meta['test'])} test clips in {args.dst}")
         print(f"use it with: {usage_hint('shapes', args.dst)}")

@@ -1,6 +1,5 @@
-"""Atomic file writes: a temp file in the same folder, fsync, os.replace, fsync the folder. A failure
-leaves the old file and no temp file; only a killed process can leave its `.name.<pid>.<hex>.tmp`
-(never ending in .pth or .json), which remove_stale_temps() clears."""
+"""Atomic file writes: a temp file beside the target, fsync, os.replace, fsync the folder; only a
+killed process leaves its `.name.<pid>.<hex>.tmp` behind (remove_stale_temps clears them)."""
 import contextlib
 import json
 import math

@@ -121,9 +121,7 @@ def lpips_network(features: dict | None, device="cpu"):
         slices = {idx: k + 1 for k, idx in enumerate(lpips_weights.CONV_INDICES)}  # slice1..slice5
         model.net.load_state_dict({f"slice{slices[idx]}.{idx}.{p}": features[f"features.{idx}.{p}"]
                                    for idx in slices for p in ("weight", "bias")})
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval().to(device)
+    return model.requires_grad_(False).eval().to(device)
 
 
 def _torchvision_features(path: str) -> dict:

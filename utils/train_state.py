@@ -1,6 +1,5 @@
-"""The training state: what a checkpoint holds (networks, optimisers, loss scale, position, options,
-every process's random-number streams), saving it and resuming from it bit for bit (docs/resume.md);
-with another process count or --batch_size the position is converted and the streams reseeded."""
+"""The training state: what a checkpoint holds, saving it and resuming from it bit for bit, also
+with another process count or --batch_size (docs/resume.md)."""
 import random
 from argparse import Namespace
 from pathlib import Path
