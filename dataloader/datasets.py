@@ -85,9 +85,6 @@ class VideoDataset(Dataset):
         return times[first:last + 1], None
 
 
-
-
-
 def _check_frame_sizes(opt, shapes, folder):
     """Every clip of a batch must end at the same frame size."""
     sizes = {s[1:3] for s in shapes}

@@ -24,7 +24,6 @@ def seed_worker(worker_id: int) -> None:
     warm_up()  # no-op when inherited from the parent process
 
 
-
 class ResumableSampler(DistributedSampler):
     """The train sampler: a seeded shuffle per epoch, this process's share (the last len % N clips
     dropped, so all take the same steps), set_start(n) to skip n samples of the next pass (a resume).

@@ -68,7 +68,6 @@ def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
     return out
 
 
-
 def cleanup() -> None:
     """Leave the process group (every process calls it; safe to call twice)."""
     if dist.is_available() and dist.is_initialized():

@@ -89,7 +89,6 @@ class TrainLog:
         """Close TensorBoard and print how the run ended and how to evaluate it (rank 0)."""
         if not self.main:
             return
-        self.writer.flush()
-        self.writer.close()
+        self.writer.close()  # flushes
         print(f"[train] {why} at step {step}; checkpoint {path}")
         print(f"[train] evaluate with: python main.py --phase test_met --test_dir {self.log_dir}")
