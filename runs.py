@@ -225,9 +225,8 @@ def record_resume(resume: Resume, world: int) -> None:
 
 
 def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
-    """The run in --test_dir ready to evaluate: its options, the generator with the weights of --ckpt
-    (default the newest) on the device (under torchrun: this process's). needs_data: the phase reads
-    the run's data set (a moved data folder is refused, naming --data_root)."""
+    """The run in --test_dir ready to evaluate: its options and the generator with the weights of
+    --ckpt (default the newest) on the device; needs_data: refuse a moved data folder."""
     from dataloader.datasets import dataset_dir
     from models import VidODE
     run_opt = merge_run_options(opt, read_options(opt.test_dir))

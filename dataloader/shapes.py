@@ -161,8 +161,7 @@ def is_complete(root: str) -> bool:
 
 
 def ensure_shapes_dataset(root: str) -> None:
-    """Generate the default shapes data set at `root` unless it is there (or clips were put in its
-    train/ by hand, no meta.json). One process at a time: an flock on <root>/.generating.lock."""
+    """Generate the default shapes data set at `root` unless it is there; one process at a time."""
     def ready():
         if os.path.exists(os.path.join(root, "meta.json")):
             return is_complete(root)

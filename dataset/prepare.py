@@ -89,8 +89,7 @@ def _frames_line(e):
 
 
 def report(name, dst, summary, test_ratio=None):
-    """Print what was written and skipped, per source what was decoded; refuse a run that
-    produced nothing usable, or no test split (unless --test_ratio 0 asked for none)."""
+    """Print the summary; refuse a run with nothing usable or no test split (but --test_ratio 0)."""
     w, p, s = summary["written"], summary["present"], summary["skipped"]
     print(f"prepare {name}: wrote {sum(w.values())} (train {w['train']}, test {w['test']}), "
           f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), skipped {len(s)}")
@@ -124,8 +123,7 @@ def report(name, dst, summary, test_ratio=None):
 
 
 def _read_report(dst, options):
-    """The report of an earlier run into dst, or None (one that cannot be read is said so); as the
-    files already present are kept, a warning when they were made with other options."""
+    """An earlier run's report or None; a warning when its options differ (its files are kept)."""
     path = os.path.join(dst, REPORT)
     if not os.path.exists(path):
         return None

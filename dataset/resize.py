@@ -5,8 +5,7 @@ import numpy as np
 
 
 def resize_shorter_antialiased(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, H', W', C), the shorter side `size` (0: unchanged), aspect kept: area
-    averaging when shrinking (no aliasing), bilinear when enlarging."""
+    """(T, H, W, C) -> (T, H', W', C), shorter side `size` (0: unchanged); area-averaged down."""
     t, h, w = frames.shape[:3]
     if not size or min(h, w) == size:
         return frames

@@ -26,9 +26,8 @@ def clip_test_count(n_clips: int, test_ratio: float) -> int:
 
 
 def video_test_set(clips: Dict[str, int], test_ratio: float, seed: int) -> set:
-    """Names of the test videos whose clips' share is the closest to test_ratio (at least one train
-    and one test video when there are two or more): an exact subset-sum search over bitsets in a
-    seeded order, so the seed picks among equal sums."""
+    """The test videos whose share of clips is the closest to test_ratio (one of each split when two
+    or more): an exact subset-sum search over bitsets, the seed picking among equal sums."""
     names = sorted(n for n, c in clips.items() if c > 0)
     if test_ratio <= 0 or not names:
         return set()

@@ -51,11 +51,8 @@ def check(tl: Timeline) -> dict:
 
 
 def frame_sequence(tl: Timeline, hold: bool):
-    """The decoded frame shown at each step of the output, and when.
-
-    Returns (index (N,) int into the decoded frames, times (N,) float64 seconds or None,
-    skipped (N,) int: grid slots missing just before each step, 0 with `hold`).
-    """
+    """(index (N,) of the decoded frame shown at each output step, their times (N,) float64 seconds
+    or None, skipped (N,): grid slots missing just before each step, 0 with `hold`)."""
     pos, t0, period = grid(tl)
     if hold and has_grid(tl):
         slots = np.arange(grid_length(tl, pos))
@@ -76,9 +73,8 @@ class Clip:
 def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
     """The video's clips of `clip_len` frames (0: the whole video as one clip)."""
     index, times, skipped = frame_sequence(tl, hold)
-    n = len(index)
-    length = clip_len or n
-    cuts = [slice(k * length, (k + 1) * length) for k in range(n // length if length else 0)]
+    length = clip_len or len(index)
+    cuts = [slice(k * length, (k + 1) * length) for k in range(len(index) // length if length else 0)]
     return [Clip(k, index[c], None if times is None else times[c], int(skipped[c][1:].sum()))
             for k, c in enumerate(cuts)]
 

@@ -14,8 +14,7 @@ TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # .na
 
 
 def temp_path_for(path: "str | os.PathLike[str]", keep_suffix: bool = False) -> str:
-    """A hidden temp name beside `path`; keep_suffix appends its extension (.tmp.mp4, for writers
-    like cv2.VideoWriter), refused for those of checkpoints and results."""
+    """A hidden temp name beside `path` (keep_suffix: with its extension, not .pth or .json)."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     ext = os.path.splitext(name)[1] if keep_suffix else ""
     if ext.lower() in (".pth", ".pt", ".json", ".jsonl"):

@@ -26,9 +26,8 @@ def _neighbours(observed, observed_tp, observed_mask, times):
 
 def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
                      times: torch.Tensor) -> torch.Tensor:
-    """Linear blend in time of the nearest observed frames before and after each time (one side:
-    a copy). observed (b, n, c, h, w), observed_tp (n,), observed_mask (b, n, 1), times (T,) or
-    (b, T) -> (b, T, c, h, w)."""
+    """Linear blend in time of the nearest observed frames before and after each time (one side: a
+    copy). observed (b, n, c, h, w), _tp (n,), _mask (b, n, 1), times (T,) or (b, T) -> (b, T, c, h, w)."""
     i0, i1, to, tp = _neighbours(observed, observed_tp, observed_mask, times)
     t0, t1 = to[i0], to[i1]
     w = torch.where(t1 > t0, (tp - t0) / (t1 - t0).clamp_min(1e-6), torch.zeros_like(t0))
@@ -39,8 +38,7 @@ def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed
 
 def previous_observed(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
                       times: torch.Tensor) -> torch.Tensor:
-    """Copy-last: the nearest observed frame at or before each time (before all: the first one).
-    Shapes as blend_neighbours."""
+    """Copy-last: the nearest observed frame at or before each time; shapes as blend_neighbours."""
     i0 = _neighbours(observed, observed_tp, observed_mask, times)[0]
     return observed[torch.arange(observed.size(0), device=observed.device)[:, None], i0]
 

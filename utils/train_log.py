@@ -66,8 +66,7 @@ class TrainLog:
                    f"{seconds:.2f} s/step nfe {out['nfe_decoder']}")
 
     def images(self, batch: dict, target: torch.Tensor, pred: torch.Tensor, tag: str, step: int) -> None:
-        """PNG grid of the first clip (observed / true / predicted rows), also in TensorBoard.
-        batch['observed_data'] (b, To, c, h, w), target and pred (b, Tp, c, h, w), model scale."""
+        """PNG grid (and to TensorBoard) of the first clip's observed, true, predicted frames."""
         if not self.main:
             return
         rows = [to_unit(x[0].detach().float().cpu(), self.opt.input_norm)
