@@ -81,9 +81,8 @@ WHO = ("model", "blend", "copy_last")
 
 def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
-    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0;
-    mask (b, n_obs, 1)) -> (scored (n_frames,) bool, row keys [(kind, m)], rows (b, Ts) int: each
-    clip's row of each scored frame); kind "observed", "grid" or "held_out", m / D its position."""
+    """Rows of the held-out table for a full-rate window's n_frames, mask (b, n_obs, 1) -> (scored
+    (n_frames,) bool, keys [(kind, m)] (m / D: the position), rows (b, Ts): each frame's key index)."""
     d = stored_frames_per_slot(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
@@ -199,14 +198,13 @@ def eval_continuous(opt: Namespace) -> dict:
     for batch in islice(loader, opt.max_test_batches or None):
         batch = batch_to_device(batch, device)
         observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
-        n = observed.size(1)
         if held is not None:
             held.update(model, batch)
         n_clips += observed.size(0)
         if not analytic:
             continue
         if sets is None:
-            sets = time_sets(run_opt, n, fps_factor, opt.horizon or None)
+            sets = time_sets(run_opt, observed.size(1), fps_factor, opt.horizon or None)
             accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
                     for s in sets}
         ids = [file_ids[c] for c in batch["clip_index"].tolist()]

@@ -50,9 +50,8 @@ def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> 
     obs = to_unit(batch["observed_data"], run_opt.input_norm)  # (b, N, 3, H, W)
     last = baseline(obs, batch["observed_tp"], batch["observed_mask"], batch["tp_to_predict"], True)[:, 0]  # (b, 3, H, W)
     images = Path(test_dir) / "result_images"
-    n = min(n_clips, obs.size(0))
     videos = []
-    for i in range(n):
+    for i in range(min(n_clips, obs.size(0))):
         index = int(batch["clip_index"][i])
         gt, pred = read_frames(images / "gt", index), read_frames(images / "pred", index)
         base = last[i].unsqueeze(0).expand_as(pred)

@@ -74,9 +74,8 @@ class Trainer:
         self.train_loader, self.test_loader = build_loaders(opt, distributed=self.world > 1)
         model = VidODE(opt, self.device)
         netD_img, netD_seq, optD = create_netD(opt, self.device)
-        if opt.sync_bn and self.world > 1:
-            # every BatchNorm: the encoder's and the decoder's per-step ones (discriminators: InstanceNorm)
-            model = convert_sync_batchnorm(model)
+        if opt.sync_bn and self.world > 1:  # the discriminators use InstanceNorm
+            model = convert_sync_batchnorm(model)  # every BatchNorm, the decoder's per-step ones too
         # --channels_last, --compile (in place, same parameters), --amp fp16's loss scaling
         apply_speed_options(opt, model, netD_img, netD_seq)
         try:
@@ -163,8 +162,7 @@ class Trainer:
                         n_batches, self.ckpt_dir, self.world)
         start = time.time()
         self.log.open_bar(total, min(st.step, total))
-        stopped = None
-        epoch = st.epoch
+        stopped, epoch = None, st.epoch
         if st.batch_in_epoch >= n_batches:  # the checkpoint closed its epoch
             epoch, st.batch_in_epoch = epoch + 1, 0
         with StopFlag() as stop:

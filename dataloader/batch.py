@@ -17,8 +17,7 @@ def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor,
                test_interp: bool = False, predict_unobserved: bool = False, mode: Optional[str] = None,
                clip_index: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> Dict[str, Any]:
     """Split clips data (b, T, C, H, W), mask (b, T, 1), time_steps (T_ts,) into observed and
-    to-predict parts. test_interp, predict_unobserved: regular / irregular interpolation at test
-    time (docs/algorithm.md section 2); mode defaults to 'test' for those two, else 'train'."""
+    to-predict parts (docs/algorithm.md section 2); mode: 'test' for the test-time interpolations."""
     if mode is None:
         mode = "test" if (test_interp or predict_unobserved) else "train"
     b, t = data.shape[:2]

@@ -30,8 +30,7 @@ def dataset_dir(opt):
 
 class VideoDataset(Dataset):
     """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index);
-    full_rate (eval_continuous): a fourth part, (every stored frame of the window (Tf, C, H, W), their
-    slot positions (Tf,) float64, how they were placed: "times", "index" or "index: <why>")."""
+    full_rate: and (the window's every stored frame (Tf, C, H, W), slot positions (Tf,), placement)."""
 
     def __init__(self, opt, split, root, files, lengths, full_rate=False):
         self.opt, self.split, self.root = opt, split, root

@@ -26,8 +26,7 @@ def seed_worker(worker_id: int) -> None:
 
 class ResumableSampler(DistributedSampler):
     """The train sampler: a seeded shuffle per epoch, this process's share (the last len % N clips
-    dropped, so all take the same steps), set_start(n) to skip n samples of the next pass (a resume).
-    Yields (clip index, epoch): each clip's randomness comes from (seed, epoch, clip)."""
+    dropped), set_start(n) to skip n samples of the next pass; yields (clip index, epoch)."""
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)

@@ -60,10 +60,9 @@ def stored_frames_per_slot(opt: SamplingOptions) -> int:
 
 def window_positions(n_frames: int, opt: SamplingOptions,
                      times: Optional[np.ndarray] = None) -> Tuple[np.ndarray, str]:
-    """Slot positions (n_frames,) float64 of the stored frames of a window from slot 0, and how
-    they were placed: "index" (frame i at i / D), "times" (the window's own frame times in seconds:
-    the grid frames keep their places, frame i between grid frames a and b is at
-    (a + k (t_i - t_a) / (t_b - t_a)) / D) or "index: <why the times were not usable>"."""
+    """Slot positions (n_frames,) float64 of a window's stored frames and how they were placed:
+    "index" (frame i at i / D), "times" (between grid frames a and b at (a + k (t_i - t_a) /
+    (t_b - t_a)) / D, `times` in seconds) or "index: <why the times were not usable>"."""
     k, d = frame_stride(opt), stored_frames_per_slot(opt)
     index = np.arange(n_frames, dtype=np.float64) / d
     if times is None:

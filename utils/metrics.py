@@ -54,9 +54,8 @@ def _filter_valid(maps, taps):
 
 
 def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
-    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, `chunk` frames at a time
-    (default 4 on the CPU, 256 elsewhere). Equals skimage's: skimage drops a 5 px border, so a 'valid'
-    separable filter (scipy.ndimage's kernel, radius int(3.5 sigma + 0.5)) needs no padding."""
+    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, equal to skimage's (which
+    drops a 5 px border: a 'valid' filter needs no padding), `chunk` frames at a time."""
     if a.shape != b.shape or a.dim() != 3:
         raise ValueError(f"expected two (N, H, W) tensors of equal shape, got {a.shape}, {b.shape}")
     n, h, w = a.shape
@@ -159,9 +158,8 @@ def _say(msg: str) -> None:
 
 
 def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = True):
-    """The LPIPS network (alex, v0.1) in eval mode on `device`, its AlexNet convolutions from the
-    first source that works (docs/lpips.md), named by its attribute `lpips_backbone`; None, with one
-    warning, when there is none. pretrained_backbone=False: a random AlexNet (tests only)."""
+    """LPIPS (alex, v0.1) in eval mode on `device`, its AlexNet from the first source that works
+    (docs/lpips.md; attribute `lpips_backbone`), else None; pretrained_backbone=False: random."""
     if not pretrained_backbone:
         model = lpips_network(None, device)
         model.lpips_backbone = SOURCE_RANDOM

@@ -101,9 +101,8 @@ class TrainState:
         return True
 
     def _convert_position(self, obj: dict, n_clips: int, n_batches: int) -> None:
-        """Mid-epoch resume with another process count or --batch_size: the shares interleave one
-        permutation per epoch, so s steps consumed its first s * batch_size * world_size clips;
-        resume at that prefix, rounded down to a whole new global batch."""
+        """Another process count or --batch_size: s steps consumed the first s * batch_size *
+        world_size clips of the epoch's permutation; resume there, rounded down to a whole batch."""
         old_w, old_b = int(obj["world_size"]), int(obj["batch_size"])
         new_w, new_b = self.world, self.opt.batch_size
         if (old_w, old_b) == (new_w, new_b):
