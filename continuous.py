@@ -49,8 +49,7 @@ def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
 
 def shapes_truth(meta: dict, clip_ids: list[int], times: list[float], run_opt: SimpleNamespace) -> torch.Tensor:
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    scale = stored_frames_per_slot(run_opt)  # stored frames per input frame (k F / R)
-    orig = np.asarray(times, np.float64) * scale
+    orig = np.asarray(times, np.float64) * stored_frames_per_slot(run_opt)  # in stored frames
     clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", run_opt.input_size,
                             augment=False, input_norm=run_opt.input_norm) for c in clip_ids]
     return torch.stack(clips)

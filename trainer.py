@@ -97,8 +97,7 @@ class Trainer:
     @torch.no_grad()
     def test_loss(self) -> float:
         """Average generator loss on the test split; every buffer restored afterwards."""
-        st = self.state
-        total, n, last = 0.0, 0, None
+        st, total, n, last = self.state, 0.0, 0, None
         with buffers_kept(st.model):
             for batch in islice(self.test_loader, self.opt.max_test_batches or None):
                 batch = batch_to_device(batch, self.device)

@@ -87,11 +87,10 @@ class VideoDataset(Dataset):
 def _check_frame_sizes(opt, shapes, folder):
     """Every clip of a batch must end at the same frame size."""
     sizes = {s[1:3] for s in shapes}
-    if opt.dataset == "kth":
-        small = [s for s in sizes if min(s) < KTH_CROP]
-        if small:
-            raise DataError(f"{folder}: frames of {small[0][0]}x{small[0][1]} pixels are smaller "
-                            f"than the {KTH_CROP}x{KTH_CROP} centre crop of kth")
+    small = [s for s in sizes if min(s) < KTH_CROP] if opt.dataset == "kth" else []
+    if small:
+        raise DataError(f"{folder}: frames of {small[0][0]}x{small[0][1]} pixels are smaller "
+                        f"than the {KTH_CROP}x{KTH_CROP} centre crop of kth")
     if opt.dataset == "hurricane":
         if len(sizes) > 1:
             raise DataError(f"{folder}: hurricane clips of different frame sizes {sorted(sizes)}; "

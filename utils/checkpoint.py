@@ -61,8 +61,7 @@ def _available(folder) -> str:
 
 
 def resolve_checkpoint(folder, which=None) -> Path:
-    """None -> the newest; an int or digit string -> that step; else a path (absolute,
-    relative to the working directory, or a file name inside `folder`)."""
+    """None -> the newest; a step number -> its file; else a path (as given, or inside `folder`)."""
     folder = Path(folder)
     if which is None or str(which).strip() == "":
         path = newest_checkpoint(folder)

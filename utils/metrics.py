@@ -234,8 +234,7 @@ def _summarise(ssim, mse, lp):
 
 
 class MetricAccumulator:
-    """Per-frame SSIM, MSE and LPIPS over many batches, with the frame index t of each. ssim_impl:
-    "batched" (ssim_batched) or "skimage" (the reference's call, frame by frame; slow, for checks)."""
+    """Per-frame SSIM, MSE, LPIPS and frame index t over batches; ssim_impl: batched or skimage."""
 
     def __init__(self, lpips_model=None, device="cpu", ssim_impl="batched"):
         if ssim_impl not in ("batched", "skimage"):

@@ -20,16 +20,15 @@ def predicted_frames(run_opt) -> int:
 @torch.no_grad()
 def synthesize(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor, times: Iterable[float],
                rate: int, extrap: bool) -> torch.Tensor:
-    """Frames at `times` (input frame units, increasing) from observed frames: observed
-    (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale (unobserved frames zeroed)."""
+    """Frames (b, T', C, H, W), model scale, at increasing `times` (input frames) from observed
+    (b, N, C, H, W) and mask (b, N, 1)."""
     times = torch.tensor([float(t) for t in times], dtype=torch.float64)
     return synthesize_per_clip(model, observed, mask, times.expand(observed.size(0), -1), rate, extrap)
 
 
 def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.Tensor]:
-    """Every clip's times (b, T) float64, increasing per clip, on one grid: (solve, keep), the
-    increasing union (within EPS one time), preceded by `start` when no clip asks for it, and keep
-    (b, len(solve)) bool, each clip's own T times."""
+    """Clips' increasing times (b, T) float64 -> (solve: their union within EPS, led by `start`;
+    keep (b, len(solve)) bool: each clip's own T times)."""
     b, n = times.shape
     values = sorted(float(v) for v in times.flatten().tolist())
     solve = [] if abs(values[0] - start) < EPS else [float(start)]
@@ -66,8 +65,7 @@ def fmt_time(t: float) -> str:
 
 
 def grid_times(n: int, fps_factor: int, extrap: bool, end: Optional[float], p_train: int) -> list[float]:
-    """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
-    default end N - 1 + the frames predicted in training); empty when end < start."""
+    """F times per input frame interval from 0 (N if extrapolating) to `end` (default: trained)."""
     start = n if extrap else 0
     if end is None:
         end = n - 1 + p_train if extrap else n - 1

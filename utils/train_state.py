@@ -25,8 +25,7 @@ def batches_per_epoch(n_clips: int, world: int, batch_size: int) -> int:
 
 
 class TrainState:
-    """The networks (not DDP), optimisers and loss scaler (--amp fp16, else None) of a run and its
-    position: epoch (0-based), step (done), batch_in_epoch (this process's, of n_batches)."""
+    """A run's networks (not DDP), optimisers, loss scaler and position (epoch, step, batches)."""
 
     def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
                  optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
