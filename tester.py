@@ -49,14 +49,16 @@ class Evaluator:
                                      batch["tp_to_predict"], self.run_opt.extrap), step, K)
         return tuple(to_unit(x, self.run_opt.input_norm) for x in (pred, gt, base))
 
-    def update(self, batch: dict, save_dir: Optional[Path] = None) -> None:
-        """Predict one batch, add its model and baseline metrics, write its PNGs when save_dir is given."""
+    def update(self, batch: dict,
+               save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predict one batch and add its metrics (and PNGs to save_dir); returns predict's tuple."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)
         self.acc_base.update(base, gt)
         if save_dir is not None:
             save_pngs(save_dir, batch["clip_index"].tolist(), pred, gt)
         self.n_clips += pred.size(0)
+        return pred, gt, base
 
 
 def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
@@ -117,8 +119,7 @@ def test_met(opt: Namespace) -> dict:
     ev = Evaluator(run_opt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
-    n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
-    loader, n_batches = shard_batches(loader, n_batches)
+    loader, n_batches = shard_batches(loader, min(len(loader), opt.max_test_batches or len(loader)))
     for batch in tqdm(islice(loader, n_batches), total=n_batches, desc="test_met", dynamic_ncols=True,
                       disable=None if main_proc else True):  # the bar on a terminal only
         ev.update(batch_to_device(batch, device), save_dir)
