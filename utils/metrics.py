@@ -249,8 +249,7 @@ class MetricAccumulator:
             raise ValueError(f"expected (b, T, 3, H, W) pairs, got {tuple(pred.shape)} and "
                              f"{tuple(gt.shape)}")
         b, t = pred.shape[:2]
-        qp = quantize(pred.to(self.device)).flatten(0, 1)  # (b*T, 3, H, W) uint8
-        qg = quantize(gt.to(self.device)).flatten(0, 1)
+        qp, qg = (quantize(x.to(self.device)).flatten(0, 1) for x in (pred, gt))  # (b*T, 3, H, W) uint8
         gp, gg = to_gray(qp), to_gray(qg)  # (b*T, H, W)
         skimage = self.ssim_impl == "skimage"
         self.ssim += ([ssim_skimage(x, y) for x, y in zip(gp.cpu(), gg.cpu())] if skimage
