@@ -156,7 +156,8 @@ class HeldOut:
             pos = str(Fraction(m, self.d))
             name = {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}"}
             out.append({
-                "row": name.get(kind, "held out, all"), "kind": kind, "position": None if kind == "all" else pos,
+                "row": name.get(kind, "held out, all"), "kind": kind,
+                "position": None if kind == "all" else pos,
                 "position_value": None if kind == "all" else m / self.d,
                 "mean_position": math.fsum(off) / len(off) if off else None,
                 "n_frames": sums["model"]["n_frames"],

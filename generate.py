@@ -22,17 +22,17 @@ def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> N
     """Refuse times the run cannot serve. times: input frame units, increasing; mask (N,) observed."""
     if extrap:
         if times[0] < n - EPS:
-            raise RunError(f"time {fmt_time(times[0])} is not served by an extrapolation run: it predicts "
-                           f"from frame {n} on (where training placed its initial latent) and cannot "
-                           f"reconstruct or interpolate earlier times. Ask for times >= {n}")
+            raise RunError(f"time {fmt_time(times[0])} is not served by an extrapolation run: it "
+                           f"predicts from frame {n} on (where training placed its initial latent) and "
+                           f"cannot reconstruct or interpolate earlier times. Ask for times >= {n}")
         return
     obs = np.flatnonzero(mask > 0.5)
     lo, hi = int(obs[0]), int(obs[-1])
     bad = [t for t in times if t < lo - EPS or t > hi + EPS]
     if bad:
-        raise RunError(f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an interpolation "
-                       "run was trained only between its first and last observed frames and cannot "
-                       "extrapolate. Use times within the span, or an extrapolation run (--extrap)")
+        raise RunError(f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an "
+                       "interpolation run was trained only between its first and last observed frames "
+                       "and cannot extrapolate. Use times within the span, or an --extrap run")
 
 
 def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.ndarray) -> list[float]:

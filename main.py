@@ -47,11 +47,12 @@ def _build_parser():
     add("--epoch", type=_positive_int, default=500)
     add("--phase", default="train", choices=PHASES)
     add("--lr", type=float, default=1e-3, help="Adamax learning rate (G and D)")
-    add("--window_size", type=_positive_int, default=20, help="frames in a window (irregular sampling)")
+    add("--window_size", type=_positive_int, default=20, help="frames in an irregular window")
     add("--sample_size", type=_positive_int, default=10, help="frames sampled from a clip")
     add("--lamb_adv", type=float, default=0.003, help="weight of every adversarial term")
     add("--input_size", type=_positive_int, default=128, help="frame side in pixels")
-    add("--dec_diff", default="dopri5", choices=SOLVERS, help="decoder ODE solver (adams = implicit_adams)")
+    add("--dec_diff", default="dopri5", choices=SOLVERS,
+        help="decoder ODE solver (adams: implicit_adams)")
     add("--n_layers", type=int, default=2, help="hidden conv layers of each ODE function")
     add("--n_downs", type=_positive_int, default=2, help="encoder down-samplings")
     add("--init_dim", type=_positive_int, default=32, help="first encoder width")
@@ -65,7 +66,6 @@ def _build_parser():
     add("--image_print_freq", type=_positive_int, default=1000, help="steps between saved image grids")
     add("--dataset", default="kth", choices=DATASETS)
     add("--test_dir", default=None, help="run folder (storage/logs/<MMDD>/<run>) to evaluate")
-
     # --- what a modern run needs ---
     add("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
     add("--seed", type=int, default=0, help="seed of every random-number generator")
@@ -83,15 +83,14 @@ def _build_parser():
     add("--max_test_batches", type=int, default=0, help="evaluate at most this many batches (0: all)")
     add("--save_images", action="store_true", help="test_met: also write the PNG frames")
     add("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
-    add("--offline", action="store_true", help="never download LPIPS's weights (also VIDODE_OFFLINE=1)")
+    add("--offline", action="store_true", help="never download LPIPS weights (or VIDODE_OFFLINE=1)")
     add("--bn_running_stats", action="store_true", help="evaluate with BatchNorm running statistics")
     add("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
     add("--channels_last", action="store_true", help="channels_last memory format")
     add("--compile", action="store_true", help="torch.compile the convolutional parts")
     add("--sync_bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
-
     # --- generation at any time stamps (phase generate / eval_continuous; times in input frames) ---
-    add("--input", default=None, help="generate: a test-clip index (default 0), an .npy or a video file")
+    add("--input", default=None, help="generate: a test-clip index (default 0), .npy or video file")
     add("--fps_factor", type=int, default=0, help="frames per input-frame interval (0: 4)")
     add("--times", default=None, type=_numbers(float, "--times"),
         help="generate: comma-separated increasing times (0 = first input frame, 0.5 half-way)")

@@ -32,7 +32,7 @@ class Evaluator:
     def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
                  lpips_model: Optional[torch.nn.Module]):
         self.run_opt, self.model, self.device = run_opt, model, device
-        self.acc, self.acc_base = MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device)
+        self.acc, self.acc_base = (MetricAccumulator(lpips_model, device) for _ in range(2))
         self.n_clips = 0
 
     @torch.no_grad()
@@ -62,7 +62,7 @@ class Evaluator:
 
 
 def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
-    """The reference's files <save_dir>/{pred,gt}/<clip>_<frame>.png; pred, gt (b, T, c, h, w) in [0, 1]."""
+    """The reference's <save_dir>/{pred,gt}/<clip>_<frame>.png of pred, gt (b, T, c, h, w) in [0, 1]."""
     for kind, frames in (("pred", pred), ("gt", gt)):
         folder = Path(save_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)

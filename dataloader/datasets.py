@@ -16,8 +16,9 @@ from .transforms import KTH_CROP, transform_clip
 # the folder under --data_root (custom: opt.custom_root in fact, see dataset_dir)
 DATASET_ROOTS = {"kth": "kth_action", "penn": "penn_action", "mgif": "moving-gif",
                  "hurricane": "Hurricane", "shapes": "shapes", "custom": "custom"}
-PREPARE_SRC = {"kth": " KTH_ZIPS_OR_FOLDER", "penn": " Penn_Action", "mgif": " moving-gif",
-               "hurricane": " HURRICANE_NPY", "shapes": "", "custom": " YOUR_VIDEOS"}  # in the hint
+PREPARE_ARGS = {"kth": "kth KTH_ZIPS_OR_FOLDER", "penn": "penn Penn_Action",
+                "mgif": "mgif moving-gif", "hurricane": "hurricane HURRICANE_NPY",
+                "shapes": "shapes", "custom": "custom YOUR_VIDEOS"}  # of the prepare command
 
 
 def dataset_dir(opt):
@@ -30,7 +31,7 @@ def dataset_dir(opt):
 
 class VideoDataset(Dataset):
     """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index);
-    full_rate: and (the window's every stored frame (Tf, C, H, W), slot positions (Tf,), placement)."""
+    full_rate: plus (every stored frame of the window (Tf, C, H, W), positions (Tf,), placement)."""
 
     def __init__(self, opt, split, root, files, lengths, full_rate=False):
         self.opt, self.split, self.root = opt, split, root
@@ -114,11 +115,12 @@ def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDat
     if opt.dataset == "shapes":
         ensure_shapes_dataset(root)  # generated on first use
     folder = os.path.join(root, split)
-    hint = f"Prepare it with: python -m dataset.prepare {opt.dataset}{PREPARE_SRC[opt.dataset]} {root}"
+    hint = f"Prepare it with: python -m dataset.prepare {PREPARE_ARGS[opt.dataset]} {root}"
     if not os.path.isdir(folder):
         raise DataError(f"no {split} split for --dataset {opt.dataset}: {folder} does not exist.\n"
-                        f"Expected layout: {root}/train/*.npy and {root}/test/*.npy, one (T, H, W, 3) array "
-                        f"per video (--data_root is {getattr(opt, 'data_root', './dataset')}).\n{hint}")
+                        f"Expected layout: {root}/train/*.npy and {root}/test/*.npy, one "
+                        f"(T, H, W, 3) array per video (--data_root is "
+                        f"{getattr(opt, 'data_root', './dataset')}).\n{hint}")
     paths = list_clips(folder)
     if not paths:
         raise DataError(f"{folder} holds no .npy clips (empty {split} split). {hint}")

@@ -37,7 +37,8 @@ def run_items(items, dst, desc, progress=True):
             skipped.append((item.source, str(exc)))
             entries.append({"source": item.source, "status": "skipped", "reason": str(exc), **exc.report})
             continue
-        entry = {"source": item.source, "status": "converted", **loaded.report, "written": {}, "present": {}}
+        entry = {"source": item.source, "status": "converted", **loaded.report,
+                 "written": {}, "present": {}}
         for out in loaded.outputs:
             path = _out(dst, out.split, out.name)
             done = "present" if os.path.exists(path) else "written"
@@ -184,7 +185,7 @@ def _parser():
                            help="frame size in pixels (0: keep the source's)")
         if ratio is not None:
             q.add_argument("--test_ratio", type=float, default=ratio,
-                           help="share of test videos (clips with --split_by) if the source has no split")
+                           help="test share of videos (of clips with --split_by) if there is no split")
             q.add_argument("--seed", type=int, default=0, help="seed of that split")
         return q
 
@@ -228,8 +229,7 @@ def prepare(args):
         return None
     if getattr(args, "clip_len", 0) < 0:
         raise PrepareError(f"--clip_len {args.clip_len}: give a number of frames, or 0 for whole videos")
-    split = None
-    src = os.path.abspath(args.src)
+    split, src = None, os.path.abspath(args.src)
     if not os.path.exists(src):
         raise PrepareError(f"source {args.src} does not exist")
     npy_layout = args.name != "hurricane" and sources.has_npy_layout(src)  # e.g. the authors' archives

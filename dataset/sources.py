@@ -124,8 +124,8 @@ def _copied_npy(split, path, stem):
         except _NPY_ERRORS as exc:
             raise SkipItem(f"{os.path.basename(times_path)}: not a readable .npy file ({exc})") from None
         if times.shape != (len(arr),):
-            raise SkipItem(f"{os.path.basename(times_path)}: shape {times.shape}, expected ({len(arr)},) "
-                           "frame times")
+            raise SkipItem(f"{os.path.basename(times_path)}: shape {times.shape}, expected "
+                           f"({len(arr)},) frame times")
     return Loaded([Output(split, stem, arr, times)],
                   {"decoder": "npy", "decoded": len(arr), "times": times is not None})
 

@@ -45,8 +45,7 @@ def check(tl: Timeline) -> dict:
            "missing": missing, "duplicates": tl.decoded - distinct,
            "gap": bool(missing > GAP_SHARE * expected)}
     if tl.times is not None and not has_grid(tl) and tl.decoded > 1:
-        steps = np.diff(tl.times)
-        out["variable_durations"] = bool(np.ptp(steps) > 1e-3)  # a GIF's frames last unequally
+        out["variable_durations"] = bool(np.ptp(np.diff(tl.times)) > 1e-3)  # unequal GIF frames
     return out
 
 

@@ -26,8 +26,8 @@ def _neighbours(observed, observed_tp, observed_mask, times):
 
 def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
                      times: torch.Tensor) -> torch.Tensor:
-    """Linear blend in time of the nearest observed frames before and after each time (one side: a
-    copy). observed (b, n, c, h, w), _tp (n,), _mask (b, n, 1), times (T,) or (b, T) -> (b, T, c, h, w)."""
+    """Linear blend in time of the observed frames before and after each time (one side: a copy):
+    observed (b, n, c, h, w), _tp (n,), _mask (b, n, 1), times (T,) | (b, T) -> (b, T, c, h, w)."""
     i0, i1, to, tp = _neighbours(observed, observed_tp, observed_mask, times)
     t0, t1 = to[i0], to[i1]
     w = torch.where(t1 > t0, (tp - t0) / (t1 - t0).clamp_min(1e-6), torch.zeros_like(t0))

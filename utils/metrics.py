@@ -20,7 +20,7 @@ SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 
 
 def quantize(x):
-    """(..., 3, H, W) float -> uint8 as save_image: x*255+0.5, clamp, truncate (half types in float32)."""
+    """(..., 3, H, W) float -> uint8 as save_image: x*255+0.5, clamp, truncate (halves in float32)."""
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
     return x.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
@@ -132,7 +132,7 @@ def _torchvision_features(path: str) -> dict:
 
 
 def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """torchvision's download into its cache (hash prefix checked), given up after `timeout` s of silence."""
+    """torchvision's download into its cache (hash prefix checked), given up after `timeout` s idle."""
     folder = os.path.dirname(os.path.abspath(path))
     created, d = [], folder  # the folders made here, innermost first: removed if the download fails
     while not os.path.isdir(d):

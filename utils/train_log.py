@@ -19,8 +19,7 @@ class TrainLog:
 
     def __init__(self, opt: Namespace, log_dir: Path, is_main: bool):
         self.opt, self.log_dir, self.main = opt, Path(log_dir), is_main
-        self.writer = None
-        self.bar = None
+        self.writer = self.bar = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.log_dir))
@@ -77,7 +76,7 @@ class TrainLog:
             self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
     def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
-        """The average test loss and the image grid of the last test batch, last = (batch, target, pred)."""
+        """The average test loss and the grid of the last test batch, last = (batch, target, pred)."""
         if not self.main:
             return
         tqdm.write(f"[test] epoch {epoch + 1} step {step}: average test loss {mean:.5f}")

@@ -84,8 +84,7 @@ def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
 def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
     """Frames -> MP4 ('mp4v', OpenCV; odd sizes padded), read back: RuntimeError if that fails."""
     rgb = to_uint8_hwc(frames)
-    t, h, w, _ = rgb.shape
-    rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)), mode="edge")
     h, w = rgb.shape[1:3]
     with atomic_path(path, keep_suffix=True) as tmp:  # VideoWriter picks the container by it
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
