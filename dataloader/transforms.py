@@ -20,10 +20,7 @@ def centre_crop(frames, th, tw):
 def resize_shorter_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
     """(T, H, W, C) -> (T, H', W', C), shorter side `size`, bilinear, as the reference's."""
     t, h, w, c = frames.shape
-    if h <= w:
-        nh, nw = size, int(size * w / h)
-    else:
-        nh, nw = int(size * h / w), size
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
     if (nh, nw) == (h, w):
         return frames
     # OpenCV resizes every channel alike: stack the frames along channels, one call per chunk

@@ -50,8 +50,7 @@ def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: to
                         times: torch.Tensor, rate: int, extrap: bool) -> torch.Tensor:
     """synthesize with each clip's own times (b, T): one ODE solve over their union."""
     b, n = observed.shape[:2]
-    start = float(n) if extrap else 0.0
-    solve, keep = union_times(times.to(torch.float64).cpu(), start)
+    solve, keep = union_times(times.to(torch.float64).cpu(), float(n) if extrap else 0.0)
     obs_tp = model_times(range(n), rate)  # as time_steps(): k / R
     mask = mask.to(observed.dtype).reshape(b, n, 1)
     pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
