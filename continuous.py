@@ -1,15 +1,10 @@
-"""eval_continuous: the generator scored at times it never saw in training (times in frame units
-of the observed input, utils/timeline.py), against the trivial baselines. Two sources of truth:
-  - analytic (--dataset shapes): a true frame at any time; scored at the training grid, at
-    --fps_factor times its rate and (extrapolation) beyond the training horizon;
-  - held-out frames (--frame_stride k > 1, any data set): the stored frames the stride skipped,
-    scored per position between consecutive input frames (placed at their real times where the
-    clip has <name>.times.npy), beside a linear blend and copy-last.
-"""
+"""eval_continuous: scores at times never seen in training, beside the trivial baselines, from
+analytic truth (shapes) or held-out frames (--frame_stride) (docs/continuous_time.md)."""
 import math
 from argparse import Namespace
 from collections import Counter
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -35,33 +30,26 @@ METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")  # each ro
 
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
               horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
-    """[(name, description, times, scored flags)] in input frame units for an N-frame input;
-    fps_factor >= 2 (main.check_generation_opt)."""
+    """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
+    p = predicted_frames(run_opt) if run_opt.extrap else 0
+    times = grid_times(n, fps_factor, run_opt.extrap, None, p)
+    between = (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
+               times, [j % fps_factor != 0 for j in range(len(times))])
     if not run_opt.extrap:
-        between = grid_times(n, fps_factor, False, None, 0)
         return [("grid", "training time stamps (at observed frames the baseline is exact)",
-                 list(range(n)), [True] * n),
-                (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-                 between, [j % fps_factor != 0 for j in range(len(between))])]
-    p = predicted_frames(run_opt)
-    grid = list(range(n, n + p))
-    between = grid_times(n, fps_factor, True, None, p)
-    end = n - 1 + p
-    horizon = horizon or n - 1 + 2 * p
+                 list(range(n)), [True] * n), between]
+    end, horizon = n - 1 + p, horizon or n - 1 + 2 * p
     if horizon <= end:
         raise RunError(f"--horizon {fmt_time(horizon)} must exceed the training horizon (frame {end})")
     beyond = list(range(n, int(math.floor(horizon + EPS)) + 1))
-    return [("grid", "training time stamps", grid, [True] * p),
-            (f"between_x{fps_factor}", f"{fps_factor}x the rate, off the training grid",
-             between, [j % fps_factor != 0 for j in range(len(between))]),
+    return [("grid", "training time stamps", list(range(n, n + p)), [True] * p), between,
             ("beyond", f"training rate, after the training horizon (frame {end}) up to {fmt_time(horizon)}",
              beyond, [t > end for t in beyond])]
 
 
 def shapes_truth(meta: dict, clip_ids: list[int], times: list[float], run_opt: SimpleNamespace) -> torch.Tensor:
     """True frames at input-frame times -> (b, T, C, H, W), transformed as the data set does."""
-    scale = stored_frames_per_slot(run_opt)  # stored frames per input frame (k F / R)
-    orig = np.asarray(times, np.float64) * scale
+    orig = np.asarray(times, np.float64) * stored_frames_per_slot(run_opt)  # in stored frames
     clips = [transform_clip(render_clip(meta["test"][c], orig, meta["size"]), "shapes", run_opt.input_size,
                             augment=False, input_norm=run_opt.input_norm) for c in clip_ids]
     return torch.stack(clips)
@@ -75,8 +63,7 @@ def _row(name, desc, times, scored, acc, acc_base):
 
 
 def format_table(rows: list[dict], label: str, who: tuple[str, ...]) -> str:
-    """The printed table: per row (named by row[label]) its frames and each of `who`'s SSIM, PSNR
-    and LPIPS side by side (n/a where not measured)."""
+    """The printed table: per row its frames and each of `who`'s SSIM, PSNR and LPIPS."""
     num = lambda v, f: "n/a" if v is None else format(v, f)  # noqa: E731
     lines = [f"{label:<17}{'frames':>7}" + "".join(f" | {w + ' SSIM':>15}{'PSNR':>7}{'LPIPS':>7}" for w in who)]
     for r in rows:
@@ -93,12 +80,8 @@ WHO = ("model", "blend", "copy_last")
 
 def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
-    """The held-out table's row of each stored frame of a full-rate window (n_frames from slot 0,
-    D = stored_frames_per_slot apart; n_obs input frames, mask (b, n_obs, 1)) -> (scored
-    (n_frames,) bool: from the first to the last observed input frame, or from the first predicted
-    slot on; row keys [(kind, m)]; rows (b, Ts) int, each clip's row of each scored frame). kind:
-    "observed" (an observed input frame), "grid" (a strided frame the model does not observe) or
-    "held_out" (skipped by the stride); m / D: the frame's position in its interval."""
+    """Rows of the held-out table for a full-rate window's n_frames, mask (b, n_obs, 1) -> (scored
+    (n_frames,) bool, keys [(kind, m)] (m / D: the position), rows (b, Ts): each frame's key index)."""
     d = stored_frames_per_slot(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
@@ -121,12 +104,6 @@ def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 keys.append(key)
             rows[c, col] = keys.index(key)
     return scored, keys, rows
-
-
-def _row_name(kind: str, m: int, d: int) -> str:
-    pos = str(Fraction(m, d))
-    return {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}",
-            "all": "held out, all"}[kind]
 
 
 class HeldOut:
@@ -172,16 +149,15 @@ class HeldOut:
 
     def rows(self) -> list[dict]:
         """One row per (kind, position), in order: observed, then by position, then the pooled row."""
-        order = sorted(self.accs, key=lambda k: (k[0] == "all", k[0] != "observed", k[1]))
         out = []
-        for key in order:
-            kind, m = key
-            acc = self.accs[key]
-            sums = {w: acc[w].summary() for w in WHO}
-            off = self.offsets[key]
+        for kind, m in sorted(self.accs, key=lambda k: (k[0] == "all", k[0] != "observed", k[1])):
+            sums = {w: acc.summary() for w, acc in self.accs[(kind, m)].items()}
+            off = self.offsets[(kind, m)]
+            pos = str(Fraction(m, self.d))
+            name = {"observed": "observed", "grid": f"grid {pos}", "held_out": f"held out {pos}"}
             out.append({
-                "row": _row_name(kind, m, self.d), "kind": kind,
-                "position": None if kind == "all" else str(Fraction(m, self.d)),
+                "row": name.get(kind, "held out, all"), "kind": kind,
+                "position": None if kind == "all" else pos,
                 "position_value": None if kind == "all" else m / self.d,
                 "mean_position": math.fsum(off) / len(off) if off else None,
                 "n_frames": sums["model"]["n_frames"],
@@ -202,10 +178,7 @@ class HeldOut:
 
 
 def eval_continuous(opt: Namespace) -> dict:
-    """SSIM / PSNR (of the mean MSE) / LPIPS at unseen times, beside the trivial baselines:
-    on the shapes (analytic truth: the training grid, --fps_factor times the rate, beyond the
-    training horizon) and, for a --frame_stride run, at the stored frames the stride skipped.
-    Writes <run>/continuous/results.json (and held_out.png)."""
+    """Metrics at unseen times beside the baselines -> <run>/continuous/results.json."""
     saved = read_options(opt.test_dir)
     stride, analytic = saved["frame_stride"], saved["dataset"] == "shapes"
     if not analytic and stride == 1:
@@ -222,19 +195,16 @@ def eval_continuous(opt: Namespace) -> dict:
         meta = load_meta(loader.dataset.root)
         file_ids = [int(Path(f).stem) for f in loader.dataset.files]  # clip index in meta order
     sets, accs, n_clips = None, {}, 0
-    for i, batch in enumerate(loader):
-        if opt.max_test_batches and i >= opt.max_test_batches:
-            break
+    for batch in islice(loader, opt.max_test_batches or None):
         batch = batch_to_device(batch, device)
         observed, mask = batch["observed_data"], batch["observed_mask"]  # (b, N, C, H, W), (b, N, 1)
-        n = observed.size(1)
         if held is not None:
             held.update(model, batch)
         n_clips += observed.size(0)
         if not analytic:
             continue
         if sets is None:
-            sets = time_sets(run_opt, n, fps_factor, opt.horizon or None)
+            sets = time_sets(run_opt, observed.size(1), fps_factor, opt.horizon or None)
             accs = {s[0]: (MetricAccumulator(lpips_model, device), MetricAccumulator(lpips_model, device))
                     for s in sets}
         ids = [file_ids[c] for c in batch["clip_index"].tolist()]
@@ -248,18 +218,14 @@ def eval_continuous(opt: Namespace) -> dict:
             accs[name][1].update(to_unit(base, run_opt.input_norm), to_unit(gt, run_opt.input_norm))
     if not n_clips:
         raise RunError("the test split gave no batch (fewer clips than --batch_size?)")
-    out = Path(opt.test_dir) / "continuous"
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(opt.test_dir) / "continuous"  # made by the atomic writes
     results = {
         "run": str(opt.test_dir), "checkpoint": str(ckpt), "step": step, "dataset": run_opt.dataset,
         "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular), "n_clips": n_clips,
-        "frame_stride": stride,
+        "frame_stride": stride, "frames_per_model_time_unit": rate,
         "time_unit": "frames of the observed input (0 = first observed frame)",
-        "frames_per_model_time_unit": rate,
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
-        "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
-        "psnr": "of the mean MSE (the reference's)",
-    }
+        "lpips_backbone": lpips_backbone(lpips_model), "psnr": "of the mean MSE (the reference's)"}
     if analytic:
         rows = [_row(name, desc, times, scored, *accs[name]) for name, desc, times, scored in sets]
         results.update({"fps_factor": fps_factor, "baseline_kind": baseline_kind(run_opt.extrap), "rows": rows})

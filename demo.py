@@ -1,5 +1,4 @@
-"""`make demo`: the built-in moving-shapes data, a short CPU training run, the reference's
-evaluation beside a trivial baseline, and a GIF of inputs, truth and prediction.
+"""`make demo`: moving shapes, a short CPU training run, test_met beside a baseline, and a GIF.
 
     python demo.py [--minutes 7] [--storage storage/demo]
 """
@@ -22,10 +21,7 @@ from utils.atomic import atomic_write_json
 from utils.baselines import baseline
 from utils.visualize import side_by_side, write_gif
 
-# A small model on 32 px frames, extrapolating, big enough to learn the shapes' motion in a few
-# CPU minutes. The adversarial terms (--lamb_adv 0.003 in the paper) are left out: on 32 px
-# frames the two fixed-size discriminators cost three times the generator, and they add little
-# in a run this short.
+# a small extrapolating model, no adversarial terms (at 32 px they cost 3x the generator)
 DEMO_OPTIONS = ["--dataset", "shapes", "--extrap", "--input_size", "32", "--init_dim", "16",
                 "--batch_size", "8", "--lamb_adv", "0", "--workers", "1", "--log_print_freq", "50",
                 "--image_print_freq", "200", "--ckpt_save_freq", "500", "--test_every_epochs", "1000",
@@ -47,20 +43,15 @@ def read_frames(folder: Path, clip: int) -> torch.Tensor:
 
 
 def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> Path:
-    """Observed frames, then truth | prediction | baseline for the predicted frames, per clip.
-
-    The truth and the prediction are the PNGs test_met --save_images wrote (result_images/gt,
-    result_images/pred); the observed frames come from the same test batch, the baseline copies the
-    last one (an extrapolation run)."""
+    """A GIF, per clip the observed frames, then truth | prediction | copy-last (test_met PNGs)."""
     opt = main.get_opt(["--phase", "test_met", "--test_dir", str(test_dir), "--workers", "0"])
     run_opt = merge_run_options(opt, read_options(test_dir))
     batch = next(iter(build_test_loader(run_opt)))
     obs = to_unit(batch["observed_data"], run_opt.input_norm)  # (b, N, 3, H, W)
     last = baseline(obs, batch["observed_tp"], batch["observed_mask"], batch["tp_to_predict"], True)[:, 0]  # (b, 3, H, W)
     images = Path(test_dir) / "result_images"
-    n = min(n_clips, obs.size(0))
     videos = []
-    for i in range(n):
+    for i in range(min(n_clips, obs.size(0))):
         index = int(batch["clip_index"][i])
         gt, pred = read_frames(images / "gt", index), read_frames(images / "pred", index)
         base = last[i].unsqueeze(0).expand_as(pred)

@@ -1,12 +1,5 @@
 """generate: frames of a trained run at any time stamps (input frame units, utils/timeline.py),
-from a test clip or a file.
-
-An interpolation run serves [first, last observed frame] (its ODE starts at the first one); an
-extrapolation run serves t >= N for an N-frame input (its latent starts at frame N, as in
-training), never the past. BatchNorm keeps batch statistics (the reference never calls eval()),
-so a clip generated alone differs slightly from the same clip in a test batch
-(--bn_running_stats: running statistics).
-"""
+from a test clip or a file (docs/continuous_time.md)."""
 import re
 from argparse import Namespace
 from pathlib import Path
@@ -26,25 +19,20 @@ from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_m
 
 
 def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> None:
-    """Refuse times the run cannot serve. times: input frame units, increasing (main.check_times);
-    mask (N,) observed flags."""
-    obs = [i for i, m in enumerate(mask) if m > 0.5]
+    """Refuse times the run cannot serve. times: input frame units, increasing; mask (N,) observed."""
     if extrap:
         if times[0] < n - EPS:
-            raise RunError(
-                f"time {fmt_time(times[0])} is not served by an extrapolation run: it predicts forward "
-                f"from its last input frame ({n - 1}) starting one frame later, at {n} (where "
-                f"training placed its initial latent), and cannot reconstruct or interpolate "
-                f"earlier times. Ask for times >= {n}, or use an interpolation run")
+            raise RunError(f"time {fmt_time(times[0])} is not served by an extrapolation run: it "
+                           f"predicts from frame {n} on (where training placed its initial latent) and "
+                           f"cannot reconstruct or interpolate earlier times. Ask for times >= {n}")
         return
-    lo, hi = obs[0], obs[-1]
+    obs = np.flatnonzero(mask > 0.5)
+    lo, hi = int(obs[0]), int(obs[-1])
     bad = [t for t in times if t < lo - EPS or t > hi + EPS]
     if bad:
-        raise RunError(
-            f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an interpolation run "
-            "was trained only between its first and last observed frames (its ODE starts at the "
-            "first one) and cannot extrapolate. Use times within the span, or an extrapolation "
-            "run (--extrap) to go beyond the last frame")
+        raise RunError(f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an "
+                       "interpolation run was trained only between its first and last observed frames "
+                       "and cannot extrapolate. Use times within the span, or an --extrap run")
 
 
 def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.ndarray) -> list[float]:
@@ -140,9 +128,9 @@ def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, 
         except Exception as e:
             raise RunError(f"--input {spec}: not a readable .npy file ({e})") from None
     else:
-        from dataloader.video import SkipItem, read_any
+        from dataloader.video import SkipItem, decode_any
         try:
-            arr = read_any(str(path))
+            arr = decode_any(str(path)).frames
         except SkipItem as e:
             raise RunError(f"--input {spec}: cannot read the video ({e})") from None
     x = _array_frames(arr, spec, run_opt)
@@ -151,12 +139,10 @@ def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, 
 
 def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list[float], pred: torch.Tensor,
                   extrap: bool, info: dict) -> None:
-    """frames.npy (T', H, W, 3) uint8 and times.json; generated.mp4/.gif and strip.png show the
-    time line (the observed input frames first when extrapolating). frames (N, C, H, W) and pred
-    (T', C, H, W) in [0, 1]; mask (N,) observed input frames."""
+    """frames.npy (T', H, W, 3) uint8, times.json, generated.mp4/.gif and strip.png (the observed
+    input first when extrapolating). frames (N, C, H, W), pred (T', C, H, W) in [0, 1]; mask (N,)."""
     out.mkdir(parents=True, exist_ok=True)
-    arr = to_uint8_hwc(pred.clamp(0, 1))
-    atomic_save_npy(out / "frames.npy", arr)
+    atomic_save_npy(out / "frames.npy", to_uint8_hwc(pred.clamp(0, 1)))
     shows, show_t, show_obs = [pred], list(times), list(info["observed_time"])
     if extrap:  # the observed input frames, then the prediction
         idx = [i for i, o in enumerate(mask) if o > 0.5]

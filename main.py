@@ -1,13 +1,4 @@
-"""Vid-ODE: continuous-time video generation with neural ODEs.
-
-    python main.py --phase train --dataset kth
-    python main.py --phase test_met --test_dir storage/logs/<MMDD>/<run>
-    python main.py --phase generate --test_dir RUN --fps_factor 4
-
-Options live in get_opt() and are checked in one place, check_opt(); each phase has its own
-module: trainer.py (train), tester.py (test_met), generate.py (generate), continuous.py
-(eval_continuous).
-"""
+"""Vid-ODE: the options (get_opt, checked in check_opt) and the dispatch to a phase module."""
 import argparse
 import importlib
 import math
@@ -44,97 +35,69 @@ def _numbers(cast, what):
 
 
 def _build_parser():
-    p = argparse.ArgumentParser(
-        description="Vid-ODE (Park et al., AAAI 2021): train, evaluate and generate video "
-        "at any time stamps.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = argparse.ArgumentParser(description="Vid-ODE (Park et al., AAAI 2021): train, evaluate and "
+                                "generate video at any time stamps.",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add = p.add_argument
     # --- options of the paper's code, same names and defaults (docs/algorithm.md section 1) ---
-    p.add_argument("--name", default="vid_ode", help="experiment name")
-    p.add_argument("-j", "--workers", type=int, default=default_workers(),
-                   help="data-loading worker processes (0: load in the main process); the default is 4, "
-                   "or the CPUs available to this process when fewer")
-    p.add_argument("-b", "--batch_size", type=_positive_int, default=8,
-                   help="clips per step (per process under torchrun)")
-    p.add_argument("--epoch", type=_positive_int, default=500)
-    p.add_argument("--phase", default="train", choices=PHASES)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adamax learning rate (G and D)")
-    p.add_argument("--window_size", type=_positive_int, default=20,
-                   help="frames in a window (irregular sampling)")
-    p.add_argument("--sample_size", type=_positive_int, default=10,
-                   help="frames sampled from a clip")
-    p.add_argument("--lamb_adv", type=float, default=0.003, help="weight of every adversarial term")
-    p.add_argument("--input_size", type=_positive_int, default=128, help="frame side in pixels")
-    p.add_argument("--dec_diff", default="dopri5", choices=SOLVERS,
-                   help="decoder ODE solver; 'adams' is an alias of torchdiffeq's "
-                   "'implicit_adams' (its old variable-step Adams was removed)")
-    p.add_argument("--n_layers", type=int, default=2, help="hidden conv layers of each ODE function")
-    p.add_argument("--n_downs", type=_positive_int, default=2, help="encoder down-samplings")
-    p.add_argument("--init_dim", type=_positive_int, default=32, help="first encoder width")
-    p.add_argument("--input_norm", action="store_true", help="scale frames to [-1, 1]")
-    p.add_argument("--run_backwards", action=argparse.BooleanOptionalAction, default=True,
-                   help="encoder walks the frames backwards in time")
-    p.add_argument("--irregular", action="store_true", help="irregularly sampled frames")
-    p.add_argument("--extrap", action="store_true", help="extrapolation (default: interpolation)")
-    p.add_argument("--ckpt_save_freq", type=_positive_int, default=5000, help="steps between checkpoints")
-    p.add_argument("--log_print_freq", type=_positive_int, default=10, help="steps between log lines")
-    p.add_argument("--image_print_freq", type=_positive_int, default=1000,
-                   help="steps between saved image grids")
-    p.add_argument("--dataset", default="kth", choices=DATASETS)
-    p.add_argument("--test_dir", default=None, help="run folder (storage/logs/<MMDD>/<run>) to evaluate")
-
+    add("--name", default="vid_ode", help="experiment name")
+    add("-j", "--workers", type=int, default=default_workers(),
+        help="data-loading processes (0: the main process); 4, or the CPUs available when fewer")
+    add("-b", "--batch_size", type=_positive_int, default=8, help="clips per step (per process)")
+    add("--epoch", type=_positive_int, default=500)
+    add("--phase", default="train", choices=PHASES)
+    add("--lr", type=float, default=1e-3, help="Adamax learning rate (G and D)")
+    add("--window_size", type=_positive_int, default=20, help="frames in an irregular window")
+    add("--sample_size", type=_positive_int, default=10, help="frames sampled from a clip")
+    add("--lamb_adv", type=float, default=0.003, help="weight of every adversarial term")
+    add("--input_size", type=_positive_int, default=128, help="frame side in pixels")
+    add("--dec_diff", default="dopri5", choices=SOLVERS,
+        help="decoder ODE solver (adams: implicit_adams)")
+    add("--n_layers", type=int, default=2, help="hidden conv layers of each ODE function")
+    add("--n_downs", type=_positive_int, default=2, help="encoder down-samplings")
+    add("--init_dim", type=_positive_int, default=32, help="first encoder width")
+    add("--input_norm", action="store_true", help="scale frames to [-1, 1]")
+    add("--run_backwards", action=argparse.BooleanOptionalAction, default=True,
+        help="encoder walks the frames backwards in time")
+    add("--irregular", action="store_true", help="irregularly sampled frames")
+    add("--extrap", action="store_true", help="extrapolation (default: interpolation)")
+    add("--ckpt_save_freq", type=_positive_int, default=5000, help="steps between checkpoints")
+    add("--log_print_freq", type=_positive_int, default=10, help="steps between log lines")
+    add("--image_print_freq", type=_positive_int, default=1000, help="steps between saved image grids")
+    add("--dataset", default="kth", choices=DATASETS)
+    add("--test_dir", default=None, help="run folder (storage/logs/<MMDD>/<run>) to evaluate")
     # --- what a modern run needs ---
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random-number generator")
-    p.add_argument("--num_threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
-    p.add_argument("--data_root", default="./dataset",
-                   help="folder holding <root>/{train,test}/*.npy (kth_action, penn_action, ...)")
-    p.add_argument("--frame_stride", type=_positive_int, default=1,
-                   help="train and test_met see every k-th frame of each clip (a clip at 1/k of its "
-                   "frame rate; the time stamps are unchanged); eval_continuous scores the frames in "
-                   "between. Evaluation phases use the run's own")
-    p.add_argument("--custom_root", default="custom",
-                   help="sub-folder of --data_root read by --dataset custom")
-    p.add_argument("--storage", default="./storage", help="where train writes logs/ and checkpoints/")
-    p.add_argument("--resume", default=None,
-                   help="continue a run: its log folder, its checkpoint folder or a checkpoint file")
-    p.add_argument("--ckpt", default=None,
-                   help="checkpoint to evaluate (file or step number; default: the newest)")
-    p.add_argument("--max_steps", type=int, default=0, help="stop training after this many steps (0: no limit)")
-    p.add_argument("--max_minutes", type=float, default=0, help="stop training after this long (0: no limit)")
-    p.add_argument("--test_every_epochs", type=_positive_int, default=100,
-                   help="epochs between test losses and test image grids")
-    p.add_argument("--max_test_batches", type=int, default=0, help="evaluate on at most this many batches (0: all)")
-    p.add_argument("--save_images", action="store_true", help="test_met: also write the PNG frames")
-    p.add_argument("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
-    p.add_argument("--offline", action="store_true",
-                   help="test_met, eval_continuous: never download LPIPS's AlexNet weights, use the "
-                   "cached ones only (also VIDODE_OFFLINE=1)")
-    p.add_argument("--bn_running_stats", action="store_true",
-                   help="evaluate with BatchNorm running statistics (the reference keeps batch statistics)")
-    p.add_argument("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
-    p.add_argument("--channels_last", action="store_true", help="channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="torch.compile the convolutional parts")
-    p.add_argument("--sync_bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
-
-    # --- generation at any time stamps (phase generate / eval_continuous) ---
-    p.add_argument("--input", default=None,
-                   help="generate: a test-clip index of the run's data set (unset: clip 0), an .npy file "
-                   "(T, H, W, 3) uint8 or float in [0, 1], or a video file (avi, mp4, gif)")
-    p.add_argument("--fps_factor", type=int, default=0,
-                   help="generate / eval_continuous: frames per input-frame interval (2, 4, 8; "
-                   "0: 4); extrapolation runs generate beyond the last input frame")
-    p.add_argument("--times", default=None, type=_numbers(float, "--times"),
-                   help="generate: comma-separated times in FRAME UNITS OF THE INPUT (0 = first input "
-                   "frame, 1 = second, 0.5 half-way), increasing; instead of --fps_factor")
-    p.add_argument("--horizon", type=float, default=0.0,
-                   help="generate / eval_continuous: extrapolate up to this time, in frame units of "
-                   "the input (0: the training horizon; eval_continuous: as far again past it)")
-    p.add_argument("--observed", default=None, type=_numbers(int, "--observed"),
-                   help="generate: comma-separated 0-based indices of the observed input frames "
-                   "(irregular input); the others are masked out")
-    p.add_argument("--out", default=None,
-                   help="generate: output folder (unset: <run>/generated/<input>_x<F> or _times)")
+    add("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
+    add("--seed", type=int, default=0, help="seed of every random-number generator")
+    add("--num_threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    add("--data_root", default="./dataset", help="folder holding <root>/{train,test}/*.npy")
+    add("--frame_stride", type=_positive_int, default=1,
+        help="see every k-th frame of a clip (eval_continuous scores the frames between)")
+    add("--custom_root", default="custom", help="sub-folder of --data_root read by --dataset custom")
+    add("--storage", default="./storage", help="where train writes logs/ and checkpoints/")
+    add("--resume", default=None, help="continue a run: its log folder, checkpoint folder or file")
+    add("--ckpt", default=None, help="checkpoint to evaluate (file or step; default: the newest)")
+    add("--max_steps", type=int, default=0, help="stop training after this many steps (0: no limit)")
+    add("--max_minutes", type=float, default=0, help="stop training after this long (0: no limit)")
+    add("--test_every_epochs", type=_positive_int, default=100, help="epochs between test losses")
+    add("--max_test_batches", type=int, default=0, help="evaluate at most this many batches (0: all)")
+    add("--save_images", action="store_true", help="test_met: also write the PNG frames")
+    add("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
+    add("--offline", action="store_true", help="never download LPIPS weights (or VIDODE_OFFLINE=1)")
+    add("--bn_running_stats", action="store_true", help="evaluate with BatchNorm running statistics")
+    add("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
+    add("--channels_last", action="store_true", help="channels_last memory format")
+    add("--compile", action="store_true", help="torch.compile the convolutional parts")
+    add("--sync_bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
+    # --- generation at any time stamps (phase generate / eval_continuous; times in input frames) ---
+    add("--input", default=None, help="generate: a test-clip index (default 0), .npy or video file")
+    add("--fps_factor", type=int, default=0, help="frames per input-frame interval (0: 4)")
+    add("--times", default=None, type=_numbers(float, "--times"),
+        help="generate: comma-separated increasing times (0 = first input frame, 0.5 half-way)")
+    add("--horizon", type=float, default=0.0, help="extrapolate up to this time (0: the default)")
+    add("--observed", default=None, type=_numbers(int, "--observed"),
+        help="generate: comma-separated indices of the observed input frames")
+    add("--out", default=None, help="generate: output folder (default: <run>/generated/...)")
     return p
 
 
@@ -145,8 +108,6 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
         check_sizes(opt)
     except DataError as e:
         parser.error(str(e))
-    if opt.n_layers < 0:
-        parser.error("--n_layers must be >= 0")
     if opt.input_size % (2 ** opt.n_downs):
         parser.error(f"--input_size ({opt.input_size}) must be divisible by 2**n_downs "
                      f"({2 ** opt.n_downs})")
@@ -156,7 +117,7 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
     if opt.lr <= 0:
         parser.error("--lr must be positive")
     zero = {"workers": "load in the main process", "num_threads": "torch's default", "max_steps": "no limit",
-            "max_minutes": "no limit", "max_test_batches": "all"}
+            "max_minutes": "no limit", "max_test_batches": "all", "n_layers": "no hidden layer"}
     for name, meaning in zero.items():
         if getattr(opt, name) < 0:
             parser.error(f"--{name} must be >= 0 (0: {meaning}), got {getattr(opt, name):g}")
@@ -166,8 +127,7 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
 
 
 def note_unused_options(opt: argparse.Namespace) -> list[str]:
-    """Print one note naming the options given on the command line that this phase does not read
-    (runs.OPTIONS); returns their names."""
+    """Print one note naming the given options this phase does not read (runs.OPTIONS); return them."""
     from runs import ALL, OPTIONS
     phases = {k: OPTIONS.get(k, (ALL,))[0] for k in getattr(opt, "explicit", ())}
     unused = [k for k, p in phases.items() if opt.phase not in p]
@@ -178,8 +138,7 @@ def note_unused_options(opt: argparse.Namespace) -> list[str]:
 
 
 def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """The options of generate and eval_continuous (--times, --fps_factor, --horizon, --observed),
-    on their own; whether the run can serve them is checked when it is loaded."""
+    """--times, --fps_factor, --horizon, --observed on their own (the run's fit: when it is loaded)."""
     if opt.horizon < 0:
         parser.error(f"--horizon must be >= 0 (frame units of the input; 0: the default), got {opt.horizon:g}")
     if opt.phase == "eval_continuous" and opt.fps_factor and opt.fps_factor < 2:
@@ -217,28 +176,19 @@ def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
                          "ODE and warping chain run forward through them; sort --times")
 
 
-def given_options(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]]) -> list[str]:
-    """The options given on the command line (their dest names), whatever their value: a resume
-    refuses those that differ from the run's (runs.resume_run) and keeps the run's for the others."""
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return sorted(vars(parser.parse_args(argv)))
-
-
 def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """The options of this command (argv, default sys.argv[1:]), checked; exits with code 2 and a
-    message on bad options. opt.explicit lists the options given on the command line."""
-    parser = _build_parser()
+    """The checked options of argv; opt.explicit: those given on the command line; exit 2 if bad."""
+    parser, given = _build_parser(), _build_parser()
     opt = parser.parse_args(argv)
     opt.input_dim = 3
-    opt.explicit = given_options(_build_parser(), argv)
+    for action in given._actions:  # no defaults: only the options given are set
+        action.default = argparse.SUPPRESS
+    opt.explicit = sorted(vars(given.parse_args(argv)))
     return check_opt(opt, parser)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run the phase the options name; returns the exit code: 0 when it finishes (or a resumed run
-    has nothing left to train, one line), 2 with one line on stderr when the data, the run or a
-    checkpoint cannot be used."""
+    """Run the phase the options name; exit code 0 when done, 2 (one line on stderr) on errors."""
     opt = get_opt(argv)
     from dataloader import DataError
     from runs import RunError, RunFinished

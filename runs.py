@@ -1,4 +1,4 @@
-"""Run folders, devices and loading a trained run: what train, test_met, generate and eval_continuous share."""
+"""Run folders, devices, resuming and loading a trained run (docs/resume.md): what the phases share."""
 import datetime
 import json
 import os
@@ -26,16 +26,12 @@ class RunFinished(Exception):
 
 TRAIN, EVAL = ("train",), ("test_met", "generate", "eval_continuous")
 ALL = TRAIN + EVAL
-# option -> (the phases that read it, its rule). Options not listed: read by every phase, rule "fixed".
-#   model: what the run is. Evaluation phases take the run's (options.json; one given is ignored,
-#          with a note); --resume as "fixed", but --batch_size may change with the number of
-#          processes, keeping the clips per step
-#   fixed: --resume takes the run's; one given with another value is refused
-#   data:  where the run's data lives: the run's unless given (a moved data folder)
-#   free:  the schedule and the reports (they change no step's numbers): --resume may change them,
-#          the run's when not given
-#   here:  this machine's: --resume may change them, this command's value when not given
-#   none:  not part of a training run (--resume ignores it)
+# option -> (the phases that read it, its rule); not listed: every phase, "fixed". Rules:
+#   model: what the run is: evaluations take the run's; --resume as fixed (--batch_size may change
+#          with the number of processes, keeping the clips per step)
+#   fixed: --resume refuses another value; data: the run's unless given (a moved data folder)
+#   free:  schedule and reports: --resume may change them; here: this machine's, this command's
+#   none:  not part of a training run
 OPTIONS = {
     **dict.fromkeys(("dataset", "extrap", "irregular", "run_backwards", "input_size", "init_dim", "n_downs",
                      "n_layers", "dec_diff", "sample_size", "window_size", "input_norm", "input_dim",
@@ -78,8 +74,7 @@ def resolve_device(name: Optional[str] = "auto") -> torch.device:
 
 
 def new_run_dirs(opt: Namespace) -> tuple[Path, Path]:
-    """storage/logs/<MMDD>/<run> and storage/checkpoints/<MMDD>/<run>, <run> named as the reference
-    names it; a numbered suffix when that run already exists (nothing is overwritten)."""
+    """storage/{logs,checkpoints}/<MMDD>/<run>, named as the reference does (numbered if taken)."""
     day = datetime.datetime.now().strftime("%m%d")
     base = f"dataset{opt.dataset}_extrap{opt.extrap}_irregular{opt.irregular}_runBack{opt.run_backwards}_{opt.name}"
     for n in range(1, 1000):
@@ -90,7 +85,7 @@ def new_run_dirs(opt: Namespace) -> tuple[Path, Path]:
 
 
 def read_options(test_dir: str | Path) -> dict:
-    """options.json of a run folder; a clear error when it is not one (or one of an older version)."""
+    """options.json of a run folder; a clear error when it is not one (or of an older version)."""
     path = Path(test_dir) / "options.json"
     if not path.is_file():
         raise RunError(f"{test_dir} is not a run folder: it has no options.json. Pass the log folder "
@@ -106,10 +101,8 @@ def read_options(test_dir: str | Path) -> dict:
     return saved
 
 
-def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> SimpleNamespace:
-    """The command-line options with the run's own (`saved`, its options.json) as OPTIONS' rules
-    say for an evaluation: the "model" options and the run's folders always, the "data" options
-    unless given. run_opt.data_from_run lists the data options taken from the run."""
+def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
+    """The options with the run's (`saved`) as OPTIONS says; data_from_run: data options taken."""
     merged = dict(vars(opt))
     given = set(getattr(opt, "explicit", ()))
     ignored = [k for k, (_, r) in OPTIONS.items() if r == "model" and k in given and saved[k] != merged.get(k)]
@@ -118,25 +111,14 @@ def merge_run_options(opt: Namespace, saved: dict, quiet: bool = False) -> Simpl
         if r == "model" or k in merged["data_from_run"]:
             merged[k] = saved[k]
     merged["log_dir"], merged["checkpoint_dir"] = saved["log_dir"], saved["checkpoint_dir"]
-    if ignored and not quiet and os.environ.get("RANK", "0") == "0":  # before the process group exists
+    if ignored and os.environ.get("RANK", "0") == "0":  # before the process group exists
         print("[run] the run's own options are used: " + "; ".join(
             f"--{k} {vars(opt)[k]} ignored (the run has {saved[k]})" for k in ignored))
     return SimpleNamespace(**merged)
 
 
-def check_run_data(run_opt: SimpleNamespace) -> None:
-    """A run whose data folder (taken from its options.json) is gone: one error naming --data_root."""
-    from dataloader.datasets import dataset_dir
-    folder = Path(dataset_dir(run_opt))
-    if "data_root" in run_opt.data_from_run and not folder.is_dir():
-        raise RunError(f"the run's data ({run_opt.dataset}) is not in {folder.resolve()}: --data_root "
-                       f"{run_opt.data_root} comes from the run's options.json. If the data moved, give "
-                       f"--data_root NEW_FOLDER (the folder holding {folder.name}/{{train,test}})")
-
-
 def resume_paths(resume: str | Path) -> tuple[Path, Path]:
-    """(checkpoint folder, checkpoint file) named by --resume: a run's log folder, its checkpoint
-    folder (the newest checkpoint in either) or a checkpoint file."""
+    """(checkpoint folder, checkpoint file) of --resume: a log folder, checkpoint folder or file."""
     p = Path(resume)
     if p.is_file():
         return p.parent, p
@@ -163,9 +145,8 @@ class Resume(NamedTuple):
 
 
 def resume_run(opt: Namespace, world: int = 1) -> Resume:
-    """--resume: read the checkpoint and restore the run's options into `opt` (in place), as
-    OPTIONS' rules say; every refused option in one RunError. RunFinished when the run is at its
-    --max_steps or --epoch. Without opt.explicit (options not made by main.get_opt) every option counts as given."""
+    """--resume: restore the run's options into `opt` as OPTIONS' rules say (without opt.explicit
+    every option counts as given); every refused option in one RunError; RunFinished if done."""
     ckpt_dir, path = resume_paths(opt.resume)
     obj = load_checkpoint(path, map_location="cpu")
     if not isinstance(obj, dict) or "optimizer_G" not in obj:
@@ -214,9 +195,8 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
 
 
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
-    """(log folder, checkpoint folder) of a training run: the resumed run's, or new ones (chosen by
-    rank 0 and shared), also set as opt.log_dir and opt.checkpoint_dir. Rank 0 creates them with
-    images/, removes the temp files a killed process left there and writes a new run's options.json."""
+    """(log folder, checkpoint folder), the resumed run's or new ones (opt.log_dir, checkpoint_dir);
+    rank 0 creates them, removes stale temp files and writes a new run's options.json."""
     if resume is not None:
         log_dir, ckpt_dir = resume.log_dir, resume.ckpt_dir
     else:
@@ -237,8 +217,7 @@ def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Res
 
 
 def record_resume(resume: Resume, world: int) -> None:
-    """Append the resume to <log_dir>/resumes.jsonl (rank 0; options.json stays the run's): time,
-    step, checkpoint, number of processes, and each changed option with the run's and the new value."""
+    """Append the resume (time, step, checkpoint, processes, changed options) to resumes.jsonl."""
     record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "step": resume.step,
               "checkpoint": str(resume.checkpoint), "world_size": world, "changed": resume.changed}
     with open(resume.log_dir / "resumes.jsonl", "a") as f:
@@ -246,20 +225,19 @@ def record_resume(resume: Resume, world: int) -> None:
 
 
 def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
-    """The trained run in --test_dir, ready to evaluate: its options (merge_run_options), the
-    generator with the weights of --ckpt (default the newest checkpoint) on the device, the
-    checkpoint's path and step. Joins the process group under torchrun.
-    needs_data: the phase reads the run's data set (a moved data folder is refused, naming --data_root)."""
+    """The run in --test_dir ready to evaluate: its options and the generator with the weights of
+    --ckpt (default the newest) on the device; needs_data: refuse a moved data folder."""
+    from dataloader.datasets import dataset_dir
     from models import VidODE
     run_opt = merge_run_options(opt, read_options(opt.test_dir))
-    if needs_data:
-        check_run_data(run_opt)
+    folder = Path(dataset_dir(run_opt))
+    if needs_data and "data_root" in run_opt.data_from_run and not folder.is_dir():
+        raise RunError(f"the run's data ({run_opt.dataset}) is not in {folder.resolve()}: --data_root "
+                       f"{run_opt.data_root} comes from the run's options.json. If the data moved, give "
+                       f"--data_root NEW_FOLDER (the folder holding {folder.name}/{{train,test}})")
     configure_threads(run_opt)
     _, _, device = dist.init_distributed(resolve_device(opt.device))  # under torchrun: cuda:LOCAL_RANK
-    if not Path(run_opt.checkpoint_dir).is_dir():
-        raise RunError(f"the checkpoint folder of {opt.test_dir} ({run_opt.checkpoint_dir}) does not exist; "
-                       "train the run first or point --ckpt at a checkpoint file")
-    path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)
+    path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)  # a missing folder has no checkpoint
     obj = load_checkpoint(path, map_location="cpu")
     model = VidODE(run_opt, device)
     try:

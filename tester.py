@@ -1,12 +1,10 @@
-"""test_met: the reference's metric protocol (docs/algorithm.md section 5), in memory, with a trivial baseline.
-
-Writes results.json, metrics_by_index.csv and metrics_by_index.png in the run folder and prints
-the reference's line "SSIM / MSE / LPIPS / PSNR".
-"""
+"""test_met: the reference's metric protocol (docs/evaluation.md), in memory, beside a trivial
+baseline: results.json, metrics_by_index.csv and .png in the run folder, the reference's line."""
 import csv
 import io
 import time
 from argparse import Namespace
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
@@ -34,8 +32,7 @@ class Evaluator:
     def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
                  lpips_model: Optional[torch.nn.Module]):
         self.run_opt, self.model, self.device = run_opt, model, device
-        self.acc = MetricAccumulator(lpips_model, device)
-        self.acc_base = MetricAccumulator(lpips_model, device)
+        self.acc, self.acc_base = (MetricAccumulator(lpips_model, device) for _ in range(2))
         self.n_clips = 0
 
     @torch.no_grad()
@@ -54,7 +51,7 @@ class Evaluator:
 
     def update(self, batch: dict,
                save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Predict one batch, add its model and baseline metrics, write its PNGs when save_dir is given."""
+        """Predict one batch and add its metrics (and PNGs to save_dir); returns predict's tuple."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)
         self.acc_base.update(base, gt)
@@ -65,8 +62,7 @@ class Evaluator:
 
 
 def save_pngs(save_dir: str | Path, clip_index: list[int], pred: torch.Tensor, gt: torch.Tensor) -> None:
-    """The reference's files: <log_dir>/result_images/{pred,gt}/<clip>_<frame>.png; pred and gt
-    (b, T, c, h, w) in [0, 1]."""
+    """The reference's <save_dir>/{pred,gt}/<clip>_<frame>.png of pred, gt (b, T, c, h, w) in [0, 1]."""
     for kind, frames in (("pred", pred), ("gt", gt)):
         folder = Path(save_dir) / kind
         folder.mkdir(parents=True, exist_ok=True)
@@ -83,16 +79,12 @@ def metrics_csv(model_summary: dict, base_summary: dict) -> str:
     w.writerow(["frame_index"] + keys + [f"baseline_{k}" for k in keys])
     rows = [("all", model_summary, base_summary)] + [
         (m["index"], m, b) for m, b in zip(model_summary["per_index"], base_summary["per_index"])]
-    for idx, m, b in rows:
-        w.writerow([idx] + [m.get(k) for k in keys] + [b.get(k) for k in keys])
+    w.writerows([idx] + [m.get(k) for k in keys] + [b.get(k) for k in keys] for idx, m, b in rows)
     return buf.getvalue()
 
 
 def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
-    """Under torchrun: this process's share of the first n_batches batches, whole batches dealt
-    round-robin (batch i to process i % N). Each batch is the one a single process would form,
-    so BatchNorm's batch statistics and the adaptive solver's steps, hence every prediction,
-    are unchanged; no clip is repeated. Returns (loader, its number of batches)."""
+    """(loader, n batches) of this process's share of the first n_batches, whole batches."""
     world = dist.world_size()
     if world == 1:
         return loader, n_batches
@@ -103,8 +95,7 @@ def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
 
 
 def gather_metrics(ev: Evaluator) -> None:
-    """Under torchrun: every process's per-frame metrics, merged into `ev` on every process.
-    The summaries are exactly rounded sums (independent of order): one process's numbers."""
+    """Under torchrun: every process's per-frame metrics merged into `ev` (exact sums: one process's)."""
     if dist.world_size() == 1:
         return
     parts = dist.gather_objects((ev.acc.state(), ev.acc_base.state(), ev.n_clips))
@@ -117,8 +108,7 @@ def gather_metrics(ev: Evaluator) -> None:
 
 
 def test_met(opt: Namespace) -> dict:
-    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written to the run
-    folder (rank 0) and returned."""
+    """Phase test_met on the run in --test_dir: its metrics and the baseline's, written and returned."""
     run_opt, model, ckpt_path, step, device = load_run(opt)
     main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
     if main_proc:
@@ -129,12 +119,9 @@ def test_met(opt: Namespace) -> dict:
     ev = Evaluator(run_opt, model, device, lpips_model)
     save_dir = Path(opt.test_dir) / "result_images" if opt.save_images else None
     start = time.time()
-    n_batches = len(loader) if not opt.max_test_batches else min(len(loader), opt.max_test_batches)
-    loader, n_batches = shard_batches(loader, n_batches)
-    for i, batch in enumerate(tqdm(loader, total=n_batches, desc="test_met", dynamic_ncols=True,
-                                   disable=None if main_proc else True)):  # terminal only
-        if i >= n_batches:
-            break
+    loader, n_batches = shard_batches(loader, min(len(loader), opt.max_test_batches or len(loader)))
+    for batch in tqdm(islice(loader, n_batches), total=n_batches, desc="test_met", dynamic_ncols=True,
+                      disable=None if main_proc else True):  # the bar on a terminal only
         ev.update(batch_to_device(batch, device), save_dir)
     gather_metrics(ev)
     seconds = time.time() - start
@@ -148,9 +135,7 @@ def test_met(opt: Namespace) -> dict:
         "batchnorm": "running statistics" if opt.bn_running_stats else "batch statistics (reference)",
         "lpips": "AlexNet v0.1 (lin)" if lpips_model is not None else None,
         "lpips_backbone": lpips_backbone(lpips_model),  # where its AlexNet came from
-        "model": summary, "baseline": base,
-        "baseline_kind": baseline_kind(run_opt.extrap),
-    }
+        "model": summary, "baseline": base, "baseline_kind": baseline_kind(run_opt.extrap)}
     if not main_proc:
         return results
     out = Path(opt.test_dir)

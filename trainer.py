@@ -1,11 +1,10 @@
-"""train: the training loop and its stops (Ctrl-C, NaN, step or time limits, the last epoch),
-with periodic test losses. What a checkpoint holds and the exact resume are utils/train_state.py;
-what the run reports (console, TensorBoard, train_log.jsonl) utils/train_log.py."""
+"""train: the training loop, its stops (Ctrl-C, NaN, step or time limits), periodic test losses."""
 import contextlib
 import math
 import signal
 import time
 from argparse import Namespace
+from itertools import islice
 from pathlib import Path
 from typing import Optional
 
@@ -28,15 +27,12 @@ class StopFlag:
     """First Ctrl-C (or SIGTERM): finish the current step, save, exit. Second: stop at once."""
 
     def __init__(self):
-        self.set = False
-        self._old = {}
+        self.set, self._old = False, {}
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError):  # not the main thread
                 self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
         return self
 
     def _handle(self, signum, frame):
@@ -53,8 +49,7 @@ class StopFlag:
 
 @contextlib.contextmanager
 def buffers_kept(module: torch.nn.Module):
-    """Every buffer of `module` (BatchNorm running statistics and counters) restored bit for bit
-    on exit: a pass in training mode (batch statistics, as the reference) leaves no trace."""
+    """Every buffer of `module` (BatchNorm running statistics) restored bit for bit on exit."""
     saved = [(b, b.detach().clone()) for b in module.buffers()]
     try:
         yield
@@ -65,14 +60,12 @@ def buffers_kept(module: torch.nn.Module):
 
 
 class Trainer:
-    """One training run: its pieces (process group, data, networks, optimisers, training state,
-    logs) built from the options, and the loop over epochs and steps."""
+    """One training run: its pieces built from the options, and the loop over epochs and steps."""
 
     def __init__(self, opt: Namespace):
         self.opt = opt
         configure_threads(opt)
-        device = resolve_device(opt.device)
-        self.rank, self.world, self.device = dist.init_distributed(device)
+        self.rank, self.world, self.device = dist.init_distributed(resolve_device(opt.device))
         self.main = self.rank == 0
         # --resume: the run's options (from its checkpoint) into opt, before anything is built from them
         resume = resume_run(opt, self.world) if opt.resume else None
@@ -81,9 +74,8 @@ class Trainer:
         self.train_loader, self.test_loader = build_loaders(opt, distributed=self.world > 1)
         model = VidODE(opt, self.device)
         netD_img, netD_seq, optD = create_netD(opt, self.device)
-        if opt.sync_bn and self.world > 1:
-            # every BatchNorm: the encoder's and the decoder's per-step ones (discriminators: InstanceNorm)
-            model = convert_sync_batchnorm(model)
+        if opt.sync_bn and self.world > 1:  # the discriminators use InstanceNorm
+            model = convert_sync_batchnorm(model)  # every BatchNorm, the decoder's per-step ones too
         # --channels_last, --compile (in place, same parameters), --amp fp16's loss scaling
         apply_speed_options(opt, model, netD_img, netD_seq)
         try:
@@ -97,27 +89,17 @@ class Trainer:
         if resume is not None and self.main:
             record_resume(resume, self.world)
         del resume  # the checkpoint's tensors are in the networks now
-        if self.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model_ddp = DDP(model, device_ids=ids)
-            self.netD_img_ddp = DDP(netD_img, device_ids=ids)
-            self.netD_seq_ddp = DDP(netD_seq, device_ids=ids)
-        else:
-            self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = model, netD_img, netD_seq
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        wrap = (lambda m: DDP(m, device_ids=ids)) if self.world > 1 else (lambda m: m)
+        self.model_ddp, self.netD_img_ddp, self.netD_seq_ddp = map(wrap, (model, netD_img, netD_seq))
         self.log = TrainLog(opt, self.log_dir, self.main)
 
-    # ------------------------------------------------------------------ test loss
     @torch.no_grad()
     def test_loss(self) -> float:
-        """Average generator loss on the test split. BatchNorm normalises with batch statistics (training
-        mode, as the reference), but its running statistics are restored afterwards: test clips never
-        enter them (nor the checkpoint, nor a later --bn_running_stats evaluation)."""
-        st = self.state
-        total, n, last = 0.0, 0, None
+        """Average generator loss on the test split; every buffer restored afterwards."""
+        st, total, n, last = self.state, 0.0, 0, None
         with buffers_kept(st.model):
-            for i, batch in enumerate(self.test_loader):
-                if self.opt.max_test_batches and i >= self.opt.max_test_batches:
-                    break
+            for batch in islice(self.test_loader, self.opt.max_test_batches or None):
                 batch = batch_to_device(batch, self.device)
                 res = st.model.compute_all_losses(batch)
                 total += float(res["loss"])
@@ -130,7 +112,6 @@ class Trainer:
             self.log.test_loss(total / n, st.step, st.epoch, last)
         return total / max(n, 1)
 
-    # ------------------------------------------------------------------ loop
     def one_step(self, batch: dict, start: float, stop: StopFlag) -> Optional[str]:
         """One training iteration with its logging and checkpoints; returns why to stop, or None."""
         opt, st = self.opt, self.state
@@ -156,7 +137,7 @@ class Trainer:
                            f"{st.last_ckpt or 'none yet'} (resume from it with --resume, perhaps with a "
                            "lower --lr)")
         seconds = time.time() - t0
-        self.log.advance()
+        self.log.bar.update(1)
         if st.step % opt.log_print_freq == 0 or st.step == 1:
             self.log.step(out, seconds, st.step, st.epoch, st.optG.param_groups[0]["lr"])
         if st.step % opt.image_print_freq == 0:
@@ -175,15 +156,12 @@ class Trainer:
         """Train until a stop; returns the last checkpoint written."""
         opt, st = self.opt, self.state
         n_batches = len(self.train_loader)
-        total = opt.epoch * n_batches
-        if opt.max_steps:
-            total = min(total, opt.max_steps)
+        total = min(opt.epoch * n_batches, opt.max_steps or math.inf)
         self.log.header(describe_run(opt, self.device), len(self.train_loader.dataset),
                         n_batches, self.ckpt_dir, self.world)
         start = time.time()
         self.log.open_bar(total, min(st.step, total))
-        stopped = None
-        epoch = st.epoch
+        stopped, epoch = None, st.epoch
         if st.batch_in_epoch >= n_batches:  # the checkpoint closed its epoch
             epoch, st.batch_in_epoch = epoch + 1, 0
         with StopFlag() as stop:
@@ -207,7 +185,7 @@ class Trainer:
                 epoch += 1
                 if epoch < opt.epoch:
                     st.batch_in_epoch = 0
-            self.log.close_bar()
+            self.log.bar.close()
             path = st.save(self.ckpt_dir)
         self.log.finish(stopped or f"{opt.epoch} epochs done", st.step, path)
         return path

@@ -16,13 +16,8 @@ def _masked(x, m):
 def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor, opt: Namespace,
                test_interp: bool = False, predict_unobserved: bool = False, mode: Optional[str] = None,
                clip_index: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> Dict[str, Any]:
-    """Split a batch of clips into observed and to-predict parts.
-
-    data (b, T, C, H, W) float, mask (b, T, 1) float, time_steps (T_ts,).
-    test_interp: regular interpolation at test time (observe the masked frames, predict the
-    others but the last). predict_unobserved: irregular interpolation at test time (predict
-    the slots the mask leaves out). mode defaults to 'test' for those two, else 'train'.
-    """
+    """Split clips data (b, T, C, H, W), mask (b, T, 1), time_steps (T_ts,) into observed and
+    to-predict parts (docs/algorithm.md section 2); mode: 'test' for the test-time interpolations."""
     if mode is None:
         mode = "test" if (test_interp or predict_unobserved) else "train"
     b, t = data.shape[:2]
@@ -79,11 +74,8 @@ def batch_to_device(batch, device, non_blocking=True):
 
 
 class Collate:
-    """collate_fn: list of (frames (T, C, H, W), mask (T, 1), index) -> batch dictionary.
-
-    Items of a full-rate data set (VideoDataset.full_rate) add "full_rate_data" (b, Tf, C, H, W),
-    "full_rate_positions" (b, Tf) float32 slot positions and "full_rate_placement" (b strings).
-    """
+    """collate_fn: [(frames (T, C, H, W), mask (T, 1), index)] -> batch dictionary; full-rate items add
+    "full_rate_data" (b, Tf, C, H, W), "full_rate_positions" (b, Tf) and "full_rate_placement"."""
 
     def __init__(self, opt, plan, mode):
         self.opt, self.plan, self.mode = opt, plan, mode
@@ -93,13 +85,11 @@ class Collate:
         data = torch.stack([it[0] for it in items])  # (b, T, c, h, w)
         mask = torch.stack([it[1] for it in items])  # (b, T, 1)
         index = torch.tensor([it[2] for it in items], dtype=torch.int64)
-        batch = make_batch(data, mask, self.time_steps, self.opt,
-                           test_interp=self.plan.test_interp,
-                           predict_unobserved=self.plan.predict_unobserved,
-                           mode=self.mode, clip_index=index)
+        batch = make_batch(data, mask, self.time_steps, self.opt, test_interp=self.plan.test_interp,
+                           predict_unobserved=self.plan.predict_unobserved, mode=self.mode,
+                           clip_index=index)
         if len(items[0]) > 3:
             batch["full_rate_data"] = torch.stack([it[3][0] for it in items])  # (b, Tf, c, h, w)
-            positions = np.stack([it[3][1] for it in items]).astype(np.float32)  # (b, Tf)
-            batch["full_rate_positions"] = torch.from_numpy(positions)
+            batch["full_rate_positions"] = torch.from_numpy(np.stack([it[3][1] for it in items])).float()
             batch["full_rate_placement"] = [it[3][2] for it in items]
         return batch

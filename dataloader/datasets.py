@@ -13,22 +13,12 @@ from .shapes import ensure_shapes_dataset
 from .timeaxis import window_positions
 from .transforms import KTH_CROP, transform_clip
 
-DATASET_ROOTS = {
-    "kth": "kth_action",
-    "penn": "penn_action",
-    "mgif": "moving-gif",
-    "hurricane": "Hurricane",
-    "shapes": "shapes",
-    "custom": "custom",  # opt.custom_root in fact, see dataset_dir()
-}
-PREPARE_HINT = {
-    "kth": "python -m dataset.prepare kth KTH_ZIPS_OR_FOLDER {dst}",
-    "penn": "python -m dataset.prepare penn Penn_Action {dst}",
-    "mgif": "python -m dataset.prepare mgif moving-gif {dst}",
-    "hurricane": "python -m dataset.prepare hurricane HURRICANE_NPY {dst}",
-    "shapes": "python -m dataset.prepare shapes {dst}",
-    "custom": "python -m dataset.prepare custom YOUR_VIDEOS {dst}",
-}
+# the folder under --data_root (custom: opt.custom_root in fact, see dataset_dir)
+DATASET_ROOTS = {"kth": "kth_action", "penn": "penn_action", "mgif": "moving-gif",
+                 "hurricane": "Hurricane", "shapes": "shapes", "custom": "custom"}
+PREPARE_ARGS = {"kth": "kth KTH_ZIPS_OR_FOLDER", "penn": "penn Penn_Action",
+                "mgif": "mgif moving-gif", "hurricane": "hurricane HURRICANE_NPY",
+                "shapes": "shapes", "custom": "custom YOUR_VIDEOS"}  # of the prepare command
 
 
 def dataset_dir(opt):
@@ -40,13 +30,8 @@ def dataset_dir(opt):
 
 
 class VideoDataset(Dataset):
-    """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index).
-
-    full_rate (eval_continuous of a --frame_stride run): the item has a fourth part, the window's
-    every stored frame from its first sampled frame to its last, (Tf, C, H, W), their slot
-    positions (Tf,) float64 (timeaxis.window_positions, from <name>.times.npy where present) and
-    how those were placed ("times", "index" or "index: <why>").
-    """
+    """One split of a data set. Item: (frames (T, C, H, W) float32, mask (T, 1) float32, clip index);
+    full_rate: plus (every stored frame of the window (Tf, C, H, W), positions (Tf,), placement)."""
 
     def __init__(self, opt, split, root, files, lengths, full_rate=False):
         self.opt, self.split, self.root = opt, split, root
@@ -59,8 +44,7 @@ class VideoDataset(Dataset):
         return len(self.files)
 
     def rng(self, index, epoch=None):
-        """A generator per clip: (seed, clip) on the test split, (seed, epoch, clip) on the train
-        split, so a clip's window and augmentation depend on nothing else (worker count, resume)."""
+        """A generator per clip from (seed, clip), or (seed, epoch, clip) on the train split."""
         if not self.plan.random_start or epoch is None:
             return np.random.default_rng([self.seed, int(index)])
         return np.random.default_rng([self.seed, int(epoch), int(index)])
@@ -71,29 +55,19 @@ class VideoDataset(Dataset):
         rng = self.rng(index, epoch)
         idx, mask = sample_clip(self.lengths[index], self.plan, rng)
         clip = np.load(self.files[index], mmap_mode="r")
-        if self.full_rate:
-            return self._with_full_rate(clip, idx, mask, index, rng)
-        frames = clip[idx]  # reads only the sampled frames, (T, H, W[, C])
-        if frames.ndim == 3:
-            frames = frames[..., None]
-        x = transform_clip(frames, self.opt.dataset, self.opt.input_size,
-                           augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
-        return x, torch.from_numpy(mask)[:, None], index  # (T, C, H, W), (T, 1), int
-
-    def _with_full_rate(self, clip, idx, mask, index, rng):
-        """The item and the window at its full frame rate (one transform, same rng draws)."""
         first, last = int(idx[0]), int(idx[-1])
-        frames = clip[first:last + 1]  # (Tf, H, W[, C])
+        frames = clip[first:last + 1] if self.full_rate else clip[idx]  # only these frames are read
         if frames.ndim == 3:
-            frames = frames[..., None]
-        full = transform_clip(frames, self.opt.dataset, self.opt.input_size,
-                              augment=self.split == "train", input_norm=self.opt.input_norm, rng=rng)
+            frames = frames[..., None]  # (T, H, W, C)
+        x = transform_clip(frames, self.opt.dataset, self.opt.input_size, augment=self.split == "train",
+                           input_norm=self.opt.input_norm, rng=rng)  # (T, C, H, W)
+        mask = torch.from_numpy(mask)[:, None]  # (T, 1)
+        if not self.full_rate:
+            return x, mask, index
         times, unusable = self.frame_times(index, first, last)
         positions, how = window_positions(last - first + 1, self.plan, times)
-        if unusable:
-            how = f"index: {unusable}"
-        x = full[torch.from_numpy(idx - first)]  # (T, C, H, W): the sampled frames
-        return x, torch.from_numpy(mask)[:, None], index, (full, positions, how)
+        full_rate = (x, positions, f"index: {unusable}" if unusable else how)
+        return x[torch.from_numpy(idx - first)], mask, index, full_rate  # the sampled frames first
 
     def frame_times(self, index, first, last):
         """(seconds of stored frames first..last of clip `index` from <name>.times.npy, None) or
@@ -111,22 +85,13 @@ class VideoDataset(Dataset):
         return times[first:last + 1], None
 
 
-def _missing_message(opt, root, split):
-    hint = PREPARE_HINT[opt.dataset].format(dst=root)
-    return (f"no {split} split for --dataset {opt.dataset}: {os.path.join(root, split)} does not exist.\n"
-            f"Expected layout: {root}/train/*.npy and {root}/test/*.npy, one (T, H, W, 3) array per "
-            f"video (--data_root is {getattr(opt, 'data_root', './dataset')}).\n"
-            f"Prepare it with: {hint}")
-
-
 def _check_frame_sizes(opt, shapes, folder):
     """Every clip of a batch must end at the same frame size."""
     sizes = {s[1:3] for s in shapes}
-    if opt.dataset == "kth":
-        small = [s for s in sizes if min(s) < KTH_CROP]
-        if small:
-            raise DataError(f"{folder}: frames of {small[0][0]}x{small[0][1]} pixels are smaller "
-                            f"than the {KTH_CROP}x{KTH_CROP} centre crop of kth")
+    small = [s for s in sizes if min(s) < KTH_CROP] if opt.dataset == "kth" else []
+    if small:
+        raise DataError(f"{folder}: frames of {small[0][0]}x{small[0][1]} pixels are smaller "
+                        f"than the {KTH_CROP}x{KTH_CROP} centre crop of kth")
     if opt.dataset == "hurricane":
         if len(sizes) > 1:
             raise DataError(f"{folder}: hurricane clips of different frame sizes {sorted(sizes)}; "
@@ -144,19 +109,21 @@ def _check_frame_sizes(opt, shapes, folder):
 
 
 def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDataset:
-    """The checked data set of one split; raises DataError early, in the calling process.
-    full_rate: items carry the window at every stored frame (VideoDataset)."""
+    """The checked data set of one split (DataError early, in the calling process)."""
     root = dataset_dir(opt)
     plan = make_plan(opt, split)  # size checks first: they need no files
     if opt.dataset == "shapes":
         ensure_shapes_dataset(root)  # generated on first use
     folder = os.path.join(root, split)
+    hint = f"Prepare it with: python -m dataset.prepare {PREPARE_ARGS[opt.dataset]} {root}"
     if not os.path.isdir(folder):
-        raise DataError(_missing_message(opt, root, split))
+        raise DataError(f"no {split} split for --dataset {opt.dataset}: {folder} does not exist.\n"
+                        f"Expected layout: {root}/train/*.npy and {root}/test/*.npy, one "
+                        f"(T, H, W, 3) array per video (--data_root is "
+                        f"{getattr(opt, 'data_root', './dataset')}).\n{hint}")
     paths = list_clips(folder)
     if not paths:
-        raise DataError(f"{folder} holds no .npy clips (empty {split} split). "
-                        f"Prepare it with: {PREPARE_HINT[opt.dataset].format(dst=root)}")
+        raise DataError(f"{folder} holds no .npy clips (empty {split} split). {hint}")
     files, lengths, shapes, short = [], [], [], 0
     for path in paths:
         shape, dtype = read_header(path)

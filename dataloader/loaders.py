@@ -7,6 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from utils import distributed as dist
+
 from .batch import Collate
 from .datasets import get_dataset
 from .errors import DataError
@@ -22,18 +24,9 @@ def seed_worker(worker_id: int) -> None:
     warm_up()  # no-op when inherited from the parent process
 
 
-def _rank(distributed: bool) -> tuple[int, int]:
-    if distributed and torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
 class ResumableSampler(DistributedSampler):
-    """The train sampler: a seeded shuffle per epoch (set_epoch), this process's share, and
-    set_start(n) to skip the first n samples of the next pass (a mid-epoch resume). Yields (clip
-    index, epoch): the data set draws each clip's randomness from (seed, epoch, clip).
-    drop_last drops clips, not batches: with N processes the last len % N clips of the epoch's
-    order, so that every process has the same share and takes the same steps."""
+    """The train sampler: a seeded shuffle per epoch, this process's share (the last len % N clips
+    dropped), set_start(n) to skip n samples of the next pass; yields (clip index, epoch)."""
 
     def __init__(self, dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0):
         super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
@@ -50,7 +43,7 @@ class ResumableSampler(DistributedSampler):
 def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoader:
     workers = max(0, int(getattr(opt, "workers", 0)))
     seed = int(getattr(opt, "seed", 0))
-    rank, world = _rank(distributed)
+    rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
     generator = torch.Generator()  # the workers' seeds
     generator.manual_seed(seed + (0 if train else 1) + 7919 * rank)
     if workers:
@@ -68,16 +61,10 @@ def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoad
 
 
 def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoader]:
-    """(train_loader, test_loader) of batch dictionaries (CPU, float32). An epoch of the train
-    loader has ceil(share / batch_size) batches, the last one partial as the reference's, share =
-    this process's clips (with N processes floor(clips / N)); call loader.sampler.set_epoch(epoch)
-    each epoch, set_start(n) to resume mid-epoch. distributed: each process gets its share; the
-    test sampler pads the shares to equal length by repeating clips (see batch['clip_index'])."""
+    """(train_loader, test_loader) of batch dictionaries; distributed: each process's share."""
     train_set = get_dataset(opt, "train")
     test_set = get_dataset(opt, "test")
-    world = _rank(distributed)[1]
-    # no per-rank seed offset: a clip's randomness is keyed by (seed, epoch, clip) and each clip
-    # goes to one process per epoch, so N processes of batch b see the clips of one process of N*b
+    world = dist.world_size() if distributed else 1
     if len(train_set) < world:
         raise DataError(f"the train split has {len(train_set)} clips, fewer than the {world} processes: "
                         "every process needs at least one clip; use fewer processes")
@@ -85,6 +72,5 @@ def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoade
 
 
 def build_test_loader(opt, distributed: bool = False, full_rate: bool = False) -> DataLoader:
-    """The test loader alone (the train split need not exist), as build_loaders makes it;
-    full_rate: batches also carry each window at every stored frame (get_dataset)."""
+    """The test loader alone; full_rate: with each window at every stored frame."""
     return _loader(opt, get_dataset(opt, "test", full_rate=full_rate), "test", False, distributed)

@@ -6,7 +6,7 @@ from typing import Tuple
 import numpy as np
 
 from .errors import DataError
-from .timeaxis import stored_index, stored_length, strided_length
+from .timeaxis import frame_stride, stored_index, stored_length, strided_length
 
 
 @dataclass(frozen=True)
@@ -46,19 +46,13 @@ def make_plan(opt: Namespace, split: str) -> Plan:
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     check_sizes(opt)
-    return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap),
-                sample_size=int(opt.sample_size), window_size=int(opt.window_size),
-                random_start=split == "train",
-                test_time=split == "test" and opt.phase != "train",
-                frame_stride=int(getattr(opt, "frame_stride", 1) or 1))
+    return Plan(irregular=bool(opt.irregular), extrap=bool(opt.extrap), sample_size=int(opt.sample_size),
+                window_size=int(opt.window_size), random_start=split == "train",
+                test_time=split == "test" and opt.phase != "train", frame_stride=frame_stride(opt))
 
 
 def check_sizes(opt: Namespace) -> None:
-    """Refuse sample/window sizes that the chosen mode cannot use (DataError saying why).
-
-    The one check of --sample_size / --window_size: main.check_opt calls it at parse time, the
-    data sets again when they are built from options read back from a run.
-    """
+    """Refuse sample/window sizes the mode cannot use (at parse time, and for a run's options)."""
     s, w = int(opt.sample_size), int(opt.window_size)
     k = getattr(opt, "frame_stride", 1)
     if k is not None and int(k) < 1:
@@ -79,12 +73,7 @@ def check_sizes(opt: Namespace) -> None:
 
 
 def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
-    """Frame indices to read (T,) int64 and the mask (T,) float32 for a clip of `length` frames.
-
-    With plan.frame_stride k > 1 the clip is first seen at every k-th frame from an offset (drawn
-    from the offsets that leave min_length frames on the train split, 0 on the test split), then
-    sampled as a clip of that lower frame rate; the indices are stored frames.
-    """
+    """Frame indices (T,) int64 and mask (T,) float32 for a clip of `length` frames."""
     k = plan.frame_stride
     if k == 1:
         return _sample_frames(length, plan, rng)

@@ -1,16 +1,5 @@
-"""Moving shapes: a built-in data set with analytic motion (no download needed).
-
-Each clip shows 2-3 coloured, textured shapes (circle, square, triangle) bouncing off the
-walls over a gradient background; some rotate, some pulse in size. Motion is closed-form in
-time (bouncing = a triangle wave of the free path), so `render_clip` draws any clip at any
-real-valued time: frame k of a stored clip is the rendering at time k * frame_dt, with
-time measured in frames (frame_dt = 1). A run's model time t is stored frame
-t * timeaxis.source_frames_per_unit(opt) * k of its window (k = --frame_stride).
-
-Layout: <root>/{train,test}/NNNNN.npy, (T, size, size, 3) uint8, and <root>/meta.json
-with every clip's parameters. A run generates it on first use (`ensure_shapes_dataset`);
-`python -m dataset.prepare shapes` writes it ahead of time.
-"""
+"""Moving shapes: 2-3 textured shapes bouncing, rotating, pulsing in closed form (render_clip: any
+real time, in frames); <root>/{train,test}/NNNNN.npy (T, S, S, 3) uint8 and <root>/meta.json."""
 import json
 import math
 import os
@@ -135,15 +124,6 @@ def _clip_path(root, split, i):
     return os.path.join(root, split, f"{i:05d}.npy")
 
 
-def _meta(n_train, n_test, n_frames, size, seed):
-    train_rng = np.random.default_rng([seed, 0])
-    test_rng = np.random.default_rng([seed, 1])
-    return {"version": 1, "size": size, "n_frames": n_frames, "seed": seed,
-            "frame_dt": FRAME_DT, "time_unit": "frames",
-            "train": [make_clip_params(train_rng) for _ in range(n_train)],
-            "test": [make_clip_params(test_rng) for _ in range(n_test)]}
-
-
 def load_meta(root: str) -> Dict[str, Any]:
     with open(os.path.join(root, "meta.json")) as f:
         return json.load(f)
@@ -157,7 +137,10 @@ def generate_shapes_dataset(root: str, n_train: int = N_TRAIN, n_test: int = N_T
     if os.path.exists(meta_path):
         meta = load_meta(root)  # finish an interrupted run with its own parameters
     else:
-        meta = _meta(n_train, n_test, n_frames, size, seed)
+        train_rng, test_rng = np.random.default_rng([seed, 0]), np.random.default_rng([seed, 1])
+        meta = {"version": 1, "size": size, "n_frames": n_frames, "seed": seed, "frame_dt": FRAME_DT,
+                "time_unit": "frames", "train": [make_clip_params(train_rng) for _ in range(n_train)],
+                "test": [make_clip_params(test_rng) for _ in range(n_test)]}
         atomic_write_json(meta_path, meta, indent=1)
     times = np.arange(meta["n_frames"]) * meta["frame_dt"]
     jobs = [(split, i, p) for split in ("train", "test") for i, p in enumerate(meta[split])]
@@ -177,24 +160,20 @@ def is_complete(root: str) -> bool:
     return all(os.path.exists(_clip_path(root, split, i)) for split in ("train", "test") for i in range(len(meta[split])))
 
 
-def _ready(root: str) -> bool:
-    if os.path.exists(os.path.join(root, "meta.json")):
-        return is_complete(root)
-    return os.path.isdir(os.path.join(root, "train"))  # clips put there by hand: use them as they are
-
-
 def ensure_shapes_dataset(root: str) -> None:
-    """Generate the default shapes data set at `root` unless it is there. One process at a time
-    (torchrun starts them all at once): an flock on <root>/.generating.lock, released by the
-    kernel if its holder dies; the others then find the data set complete."""
-    if _ready(root):
+    """Generate the default shapes data set at `root` unless it is there; one process at a time."""
+    def ready():
+        if os.path.exists(os.path.join(root, "meta.json")):
+            return is_complete(root)
+        return os.path.isdir(os.path.join(root, "train"))
+    if ready():
         return
     import fcntl
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, ".generating.lock"), "a") as f:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
         try:
-            if not _ready(root):  # nobody generated it while this process waited
+            if not ready():  # nobody generated it while this process waited
                 print(f"[data] generating the moving-shapes data set in {root} "
                       f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
                 generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)

@@ -1,18 +1,6 @@
-"""The model's time axis: where a frame sits in model time (docs/algorithm.md section 2, "Time stamps").
-
-Every clip of a batch shares one set of time stamps: R slots per unit of model time, slot k at
-t = k / R (`slots_per_unit`: Wn irregular, one slot per window frame, the unobserved ones masked;
-S regular extrapolation; S/2 regular interpolation, every second frame). A window spans [0, 1):
-window frame j is at j / F, F = `source_frames_per_unit` (Wn irregular, S regular). A phase that
-takes frames from elsewhere (generate's input) counts in slots: input frame p is model time p / R.
-
-Frame stride k (--frame_stride): a run sees every k-th stored frame from an offset (random in
-[0, k) on the train split, 0 on the test split), i.e. the clip at 1/k of its frame rate; the rest
-applies unchanged. Between consecutive slots lie D = k F / R stored frames
-(`stored_frames_per_slot`), kept for eval_continuous: stored frame i of a window is at slot
-position i / D, or, where the clip has frame times (<name>.times.npy), placed by its real time
-between the grid frames around it (`window_positions`).
-"""
+"""The model's time axis (docs/algorithm.md section 2, "Time stamps"): slot k at t = k / R (R slots
+per unit), window frame j at j / F; with --frame_stride k, D = k F / R stored frames lie between
+consecutive slots (docs/continuous_time.md, "Held-out frames")."""
 from typing import Any, Iterable, Optional, Tuple
 
 import numpy as np
@@ -35,8 +23,7 @@ def source_frames_per_unit(opt: SamplingOptions) -> int:
 
 
 def model_times(positions: Iterable[float], rate: float) -> torch.Tensor:
-    """Positions (slots or frames, may be fractional) -> model times (T,) float32: position / rate
-    (R for slots, F for stored frames)."""
+    """Positions (slots or frames, may be fractional) -> model times (T,) float32."""
     return torch.tensor([float(p) for p in positions], dtype=torch.float32) / rate
 
 
@@ -67,17 +54,15 @@ def stored_index(strided_index: np.ndarray, stride: int, offset: int = 0) -> np.
 
 
 def stored_frames_per_slot(opt: SamplingOptions) -> int:
-    """D: stored frames per interval between consecutive slots, k * F / R (k, or 2 k in regular
-    interpolation, whose slots are every second strided frame)."""
+    """D = k * F / R: stored frames per interval between consecutive slots."""
     return frame_stride(opt) * source_frames_per_unit(opt) // slots_per_unit(opt)
 
 
 def window_positions(n_frames: int, opt: SamplingOptions,
                      times: Optional[np.ndarray] = None) -> Tuple[np.ndarray, str]:
-    """Slot positions (n_frames,) float64 of the stored frames of a window from slot 0, and how
-    they were placed: "index" (frame i at i / D), "times" (the window's own frame times in seconds:
-    the grid frames keep their places, frame i between grid frames a and b is at
-    (a + k (t_i - t_a) / (t_b - t_a)) / D) or "index: <why the times were not usable>"."""
+    """Slot positions (n_frames,) float64 of a window's stored frames and how they were placed:
+    "index" (frame i at i / D), "times" (between grid frames a and b at (a + k (t_i - t_a) /
+    (t_b - t_a)) / D, `times` in seconds) or "index: <why the times were not usable>"."""
     k, d = frame_stride(opt), stored_frames_per_slot(opt)
     index = np.arange(n_frames, dtype=np.float64) / d
     if times is None:

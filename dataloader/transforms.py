@@ -18,13 +18,9 @@ def centre_crop(frames, th, tw):
 
 
 def resize_shorter_bilinear(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, H', W', C) with the shorter side `size`, bilinear (OpenCV) whether it
-    shrinks or enlarges, the longer side truncated (int), as the reference's transform does."""
+    """(T, H, W, C) -> (T, H', W', C), shorter side `size`, bilinear, as the reference's."""
     t, h, w, c = frames.shape
-    if h <= w:
-        nh, nw = size, int(size * w / h)
-    else:
-        nh, nw = int(size * h / w), size
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
     if (nh, nw) == (h, w):
         return frames
     # OpenCV resizes every channel alike: stack the frames along channels, one call per chunk
@@ -54,10 +50,7 @@ def warm_up():
 
 
 def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
-    """Sampled frames (T, H, W, C) as stored -> float32 tensor (T, C, H', W').
-
-    augment: train-split random flip and rotation (kth, penn, mgif, custom only).
-    """
+    """Sampled frames (T, H, W, C) -> float32 (T, C, H', W'); augment: flip and rotation."""
     if dataset == "hurricane":
         x = np.asarray(frames[..., :3], dtype=np.float32)
         x = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))  # one zero row above and below
@@ -82,6 +75,5 @@ def transform_clip(frames, dataset, input_size, augment, input_norm, rng=None):
 
 
 def to_unit(x: torch.Tensor, input_norm: bool) -> torch.Tensor:
-    """Model scale -> [0, 1]: undoes --input_norm's (x - 0.5) / 0.5 (identity without it).
-    Any shape, e.g. (b, T, C, H, W)."""
+    """Model scale -> [0, 1], any shape: undoes --input_norm's (x - 0.5) / 0.5."""
     return x * 0.5 + 0.5 if input_norm else x

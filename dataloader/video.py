@@ -1,13 +1,5 @@
-"""Reading videos, GIFs and frame folders into RGB uint8 frames (T, H, W, 3) with their times.
-
-Videos are decoded with PyAV, which gives each frame's presentation time (pts * time_base) and
-the container's declared frame count and rate; OpenCV reads a file only when PyAV cannot open
-it, and the Timeline says so (`fallback`). GIFs keep their per-frame durations as times; frame
-folders have no times.
-
-Used by a run that reads a user's clip (generate --input clip.mp4) and by the offline
-preparation (dataset/sources.py), which resizes and cuts what it decodes here.
-"""
+"""Reading videos (PyAV; OpenCV where PyAV cannot open the file), GIFs and frame folders into RGB
+uint8 frames (T, H, W, 3) with their times: for generate --input and dataset/sources.py."""
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -22,8 +14,7 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 class SkipItem(Exception):
-    """This source item cannot be converted; the reason is the message. `report`: what was
-    learnt of the source before it was given up (frames declared and decoded, ...)."""
+    """This item cannot be converted (the message says why); `report`: what was learnt of it."""
 
     def __init__(self, reason, report=None):
         super().__init__(reason)
@@ -33,7 +24,7 @@ class SkipItem(Exception):
 @dataclass
 class Timeline:
     """When each decoded frame is shown, and the frame grid its container declares."""
-    decoded: int                   # frames decoded (probe_gif: frames the GIF declares)
+    decoded: int                   # frames decoded (probe_any of a GIF: frames it declares)
     times: Optional[np.ndarray]    # (decoded,) float64 seconds; None: no timestamps (frame folders)
     rate: Optional[float]          # the container's frame rate (1/s); None: no regular grid
     declared: Optional[int]        # frames the container's header declares; None if it does not say
@@ -48,8 +39,7 @@ class Decoded:
 
 
 def _stack(frames):
-    """Decoded frames -> (T, H, W, 3); frames of one source must share a size (none is resized
-    behind the user's back: the source is refused, naming the first frame that differs)."""
+    """Decoded frames -> (T, H, W, 3); frames of different sizes refuse the source."""
     if not frames:
         raise SkipItem("no frames could be decoded")
     first = frames[0].shape
@@ -74,13 +64,6 @@ def _open_pyav(path):
     return container, container.streams.video[0]
 
 
-def _stream_grid(stream):
-    """(declared frames or None, frame rate or None) from the stream's header."""
-    declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
-    rate = stream.guessed_rate or stream.average_rate
-    return declared, (float(rate) if rate and rate > 0 else None)
-
-
 def _rotate(arr, degrees):
     """Apply the display rotation a phone stores in the stream (as OpenCV's reader does)."""
     k = int(round((degrees or 0) / 90)) % 4
@@ -88,10 +71,8 @@ def _rotate(arr, degrees):
 
 
 def _times_or_regular(times, rate):
-    """Decoded times (sorted), or (no pts at all) a regular grid from the first frame; and a note.
-
-    A decoder yields its frames in presentation order, so their times are the sorted timestamps:
-    an AVI, which stores no presentation times, gives B-frames the packets' decode-order times."""
+    """Decoded times, sorted (an AVI gives B-frames decode-order times), or where frames lack a pts
+    a regular grid from the first frame; and a note."""
     if times and all(t is not None for t in times):
         t = np.asarray(times, dtype=np.float64)
         reordered = int(np.count_nonzero(np.diff(t) < 0))
@@ -105,12 +86,13 @@ def _times_or_regular(times, rate):
 
 
 def decode_video(path, pixels=True) -> Decoded:
-    """A video file -> frames (T, H, W, 3) uint8 RGB and their Timeline; with pixels=False the
-    frames are only sized (T, H, W, 0): the Timeline of a decode, without the colour conversion."""
+    """A video -> frames (T, H, W, 3) uint8 RGB and Timeline (pixels=False: (T, H, W, 0))."""
     container, stream = _open_pyav(path)
     if container is None:
         return _decode_opencv(path, reason=stream)
-    declared, rate = _stream_grid(stream)
+    declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
+    rate = stream.guessed_rate or stream.average_rate
+    rate = float(rate) if rate and rate > 0 else None
     stream.thread_type = "AUTO"
     frames, times = [], []
     try:
@@ -152,25 +134,13 @@ def _decode_opencv(path, reason):
                                  "; ".join(filter(None, [f"{reason}: read with OpenCV", note]))))
 
 
-def probe_video(path) -> Timeline:
-    """The Timeline a decode gives (frame counts and times for a split), without the pixels."""
-    return decode_video(path, pixels=False).timeline
-
-
 # --- GIFs and frame folders ---
 
 _PIL_ERRORS = (OSError, ValueError, EOFError)  # PIL.UnidentifiedImageError is an OSError
 
 
-def _gif_times(durations):
-    if any(d is None for d in durations):
-        return None
-    return np.concatenate([[0.0], np.cumsum(durations[:-1], dtype=np.float64)]) / 1000.0
-
-
 def decode_gif(path) -> Decoded:
-    """A GIF -> frames (T, H, W, 3) uint8 RGB (every frame composed, as PIL shows it), its
-    per-frame durations as times (no frame grid: rate None)."""
+    """A GIF -> frames (T, H, W, 3) uint8 RGB as PIL composes them, durations as times."""
     from PIL import Image, ImageSequence
     try:
         with Image.open(path) as im:
@@ -182,17 +152,9 @@ def decode_gif(path) -> Decoded:
     except _PIL_ERRORS as exc:
         raise SkipItem(f"not a readable GIF ({exc})") from None
     arr = _stack(frames)
-    return Decoded(arr, Timeline(len(arr), _gif_times(durations), None, declared, "pil"))
-
-
-def probe_gif(path) -> Timeline:
-    from PIL import Image
-    try:
-        with Image.open(path) as im:
-            n = int(getattr(im, "n_frames", 1))
-    except _PIL_ERRORS as exc:
-        raise SkipItem(f"not a readable GIF ({exc})") from None
-    return Timeline(n, None, None, n, "pil")
+    times = (None if None in durations
+             else np.concatenate([[0.0], np.cumsum(durations[:-1], dtype=np.float64)]) / 1000.0)
+    return Decoded(arr, Timeline(len(arr), times, None, declared, "pil"))
 
 
 def image_files(folder):
@@ -225,14 +187,14 @@ def decode_any(path) -> Decoded:
 def probe_any(path) -> Timeline:
     """The Timeline of a source without decoding its frames (SkipItem if it cannot be read)."""
     if os.path.isdir(path):
-        n = len(image_files(path))
-        return Timeline(n, None, None, None, "images")
-    if path.lower().endswith(GIF_EXTS):
-        return probe_gif(path)
-    return probe_video(path)
-
-
-def read_any(path):
-    """Video file, GIF or frame folder -> (T, H, W, 3) uint8 RGB (the frames alone)."""
-    return decode_any(path).frames
+        return Timeline(len(image_files(path)), None, None, None, "images")
+    if not path.lower().endswith(GIF_EXTS):
+        return decode_video(path, pixels=False).timeline  # without the colour conversion
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            n = int(getattr(im, "n_frames", 1))
+    except _PIL_ERRORS as exc:
+        raise SkipItem(f"not a readable GIF ({exc})") from None
+    return Timeline(n, None, None, n, "pil")
 

@@ -1,28 +1,5 @@
-"""Convert the public releases (or any videos) to the layout the loaders read.
-
-    python -m dataset.prepare kth  KTH_ZIPS_OR_FOLDER  dataset/kth_action  [--split svg]
-    python -m dataset.prepare penn Penn_Action         dataset/penn_action [--size 128]
-    python -m dataset.prepare mgif moving-gif          dataset/moving-gif
-    python -m dataset.prepare hurricane ARRAYS.npy     dataset/Hurricane
-    python -m dataset.prepare custom MY_VIDEOS         dataset/custom      [--size 128 --clip_len 0]
-                                               [--split_by video|clip --hold_frames]
-    python -m dataset.prepare shapes                   dataset/shapes
-
-Output: DST/{train,test}/<name>.npy, one (T, H, W, 3) uint8 array per video or clip (hurricane:
-the float sequences as given), and <name>.times.npy beside it, the frame times in seconds
-(float64), where the source has them (videos, GIFs). DST/prepare_report.json records, per
-source, the frames its container declares and the frames decoded, gaps, held frames, refused
-clips and the split. Each file is written atomically; files already present are kept, so an
-interrupted run finishes when started again.
-
-Videos with held frames (an AVI's zero-length chunks, timestamps that skip): a clip that would
-skip frames of the container's frame grid is refused, since its time would be compressed (the
-summary says how many frames each refused clip lacks); --hold_frames repeats each held frame
-instead (a frame whose next timestamp is k frame intervals later appears k times), so the clip
-sits on the grid. Without train/ and test/ folders the split counts only the clips that will be
-written; a preparation that would leave the test split empty stops with an error (exit 2) naming
-the fixes, unless --test_ratio 0 asks for no test split.
-"""
+"""python -m dataset.prepare NAME SRC DST (docs/data.md): a public release or any videos to the
+layout the loaders read, DST/{train,test}/*.npy (+ .times.npy), and DST/prepare_report.json."""
 import argparse
 import json
 import os
@@ -40,16 +17,17 @@ from .splits import SPLIT_BY, empty_test
 REPORT = "prepare_report.json"
 SHOWN = 20  # sources and skips printed; the report holds them all
 SHOWN_CLIPS = 5  # refused clips named per source
+SHAPES_OPTIONS = ("n_train", "n_test", "n_frames", "size", "seed")  # of the shapes data set
 
 
 def run_items(items, dst, desc, progress=True):
     """Convert every item; return a summary dict (written, present, skipped, sources)."""
     from tqdm import tqdm
-    written, present, skipped, entries = Counter(), Counter(), [], []
+    count, skipped, entries = {"written": Counter(), "present": Counter()}, [], []
     for item in tqdm(items, desc=desc, unit="video", disable=not progress):
         names = item.names
         if names is not None and all(os.path.exists(_out(dst, item.split, n)) for n in names):
-            present[item.split] += len(names)
+            count["present"][item.split] += len(names)
             entries.append({"source": item.source, "status": "present", "split": item.split,
                             "present": names})
             continue
@@ -63,17 +41,15 @@ def run_items(items, dst, desc, progress=True):
                  "written": {}, "present": {}}
         for out in loaded.outputs:
             path = _out(dst, out.split, out.name)
-            if os.path.exists(path):
-                present[out.split] += 1
-                entry["present"].setdefault(out.split, []).append(out.name)
-                continue
-            if out.times is not None:  # first, so that a clip file present has its times
-                atomic_save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
-            atomic_save_npy(path, out.array)
-            written[out.split] += 1
-            entry["written"].setdefault(out.split, []).append(out.name)
+            done = "present" if os.path.exists(path) else "written"
+            if done == "written":
+                if out.times is not None:  # first, so that a clip file present has its times
+                    atomic_save_npy(path[:-len(".npy")] + TIMES_SUFFIX, out.times)
+                atomic_save_npy(path, out.array)
+            count[done][out.split] += 1
+            entry[done].setdefault(out.split, []).append(out.name)
         entries.append(entry)
-    return {"written": written, "present": present, "skipped": skipped, "sources": entries}
+    return {**count, "skipped": skipped, "sources": entries}
 
 
 def _out(dst, split, name):
@@ -113,84 +89,64 @@ def _frames_line(e):
     return line
 
 
-def _flagged(e):
-    return bool(e.get("gap") or e.get("refused") or e.get("fallback") or e.get("duplicates")
-                or e.get("variable_durations"))
-
-
-def report(name, dst, summary, out=None, test_ratio=None):
-    """Print what was written and skipped, per source what was decoded; refuse a run that
-    produced nothing usable, or no test split (unless --test_ratio 0 asked for none)."""
-    out = out or sys.stdout
+def report(name, dst, summary, test_ratio=None):
+    """Print the summary; refuse a run with nothing usable or no test split (but --test_ratio 0)."""
     w, p, s = summary["written"], summary["present"], summary["skipped"]
     print(f"prepare {name}: wrote {sum(w.values())} (train {w['train']}, test {w['test']}), "
-          f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), "
-          f"skipped {len(s)}", file=out)
+          f"already present {sum(p.values())} (train {p['train']}, test {p['test']}), skipped {len(s)}")
     entries = [e for e in summary.get("sources", []) if _frames_line(e)]
-    shown = entries if len(entries) <= SHOWN else [e for e in entries if _flagged(e)][:SHOWN]
+    flagged = [e for e in entries if any(e.get(k) for k in ("gap", "refused", "fallback", "duplicates",
+                                                            "variable_durations"))]
+    shown = entries if len(entries) <= SHOWN else flagged[:SHOWN]
     for e in shown:
-        print(f"  {e['source']}: {_frames_line(e)}", file=out)
+        print(f"  {e['source']}: {_frames_line(e)}")
     gaps = sum(1 for e in entries if e.get("gap"))
     if len(entries) > len(shown) or gaps:
         print(f"  {len(entries)} sources decoded, {gaps} with gaps (> 1% of the grid's frames missing)"
-              + (f"; every source in {os.path.join(dst, REPORT)}" if len(entries) > len(shown) else ""),
-              file=out)
+              + (f"; every source in {os.path.join(dst, REPORT)}" if len(entries) > len(shown) else ""))
     for source, reason in s[:SHOWN]:
-        print(f"  skipped {source}: {reason}", file=out)
+        print(f"  skipped {source}: {reason}")
     if len(s) > SHOWN:
-        print(f"  ... and {len(s) - SHOWN} more", file=out)
+        print(f"  ... and {len(s) - SHOWN} more")
     total = Counter(w) + Counter(p)
     if not total:
         raise PrepareError(f"nothing could be converted ({len(s)} sources skipped)")
     if not total["train"]:
-        print("warning: the train split is empty", file=out)
+        print("warning: the train split is empty")
     if not total["test"] and test_ratio == 0:
-        print("the test split is empty, as --test_ratio 0 asks", file=out)
+        print("the test split is empty, as --test_ratio 0 asks")
     elif not total["test"]:
         why = f"nothing in {os.path.join(dst, 'test')}: see the sources above"
         raise PrepareError(empty_test(why) if name in ("custom", "mgif") else
                            empty_test(why, "the source's test videos were skipped or are missing"))
-    print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}", file=out)
-    print(f"use it with: {usage_hint(name, dst)}", file=out)
+    print(f"output: {os.path.join(dst, 'train')} and {os.path.join(dst, 'test')}")
+    print(f"use it with: {usage_hint(name, dst)}")
 
 
-def _options(args):
-    return {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
-
-
-def _read_report(dst):
-    """The report of an earlier run into dst, or None; one that cannot be read is said so."""
+def _read_report(dst, options):
+    """An earlier run's report or None; a warning when its options differ (its files are kept)."""
     path = os.path.join(dst, REPORT)
     if not os.path.exists(path):
         return None
     try:
         with open(path) as f:
-            return json.load(f)
+            previous = json.load(f)
     except (OSError, ValueError) as exc:
         print(f"warning: {path} cannot be read ({exc}); it is replaced")
         return None
-
-
-def _warn_changed_options(previous, options, dst):
-    """Files already present are kept: say so when they were made with other options."""
-    if not previous or previous.get("options") == options:
-        return
     old = previous.get("options", {})
     diffs = [f"--{k} {old.get(k)!r} -> {v!r}" for k, v in options.items() if old.get(k) != v]
     if diffs:
         print(f"warning: {dst} was prepared with other options ({', '.join(diffs)}); the files "
               "already there are kept as they are (delete the folder to redo them)")
+    return previous
 
 
 def write_report(dst, name, options, summary, split, previous=None):
-    """DST/prepare_report.json (atomically): per source what was decoded and written, the split.
-    Sources whose files were all present keep what an earlier run recorded of them."""
+    """DST/prepare_report.json: per source what was decoded and written, and the split."""
     before = {e["source"]: e for e in (previous or {}).get("sources", []) if "source" in e}
-    entries = []
-    for e in summary["sources"]:
-        if e["status"] == "present" and e["source"] in before:
-            e = {**before[e["source"]], "status": "present", "present": e["present"]}
-        entries.append(e)
+    entries = [{**before[e["source"]], "status": "present", "present": e["present"]}
+               if e["status"] == "present" and e["source"] in before else e for e in summary["sources"]]
     w, p = summary["written"], summary["present"]
     atomic_write_json(os.path.join(dst, REPORT), {
         "preparation": name, "options": options,
@@ -229,8 +185,7 @@ def _parser():
                            help="frame size in pixels (0: keep the source's)")
         if ratio is not None:
             q.add_argument("--test_ratio", type=float, default=ratio,
-                           help="share of test videos (of test clips with --split_by) when the "
-                                "source has no split")
+                           help="test share of videos (of clips with --split_by) if there is no split")
             q.add_argument("--seed", type=int, default=0, help="seed of that split")
         return q
 
@@ -238,14 +193,12 @@ def _parser():
         q.add_argument("--clip_len", type=int, default=0,
                        help="cut videos into clips of this many frames (0: whole videos)")
         q.add_argument("--split_by", choices=SPLIT_BY, default=None,
-                       help="without train/ and test/ folders: whole videos go to test, chosen so "
-                            "that the test share of clips is closest to --test_ratio (video, the "
-                            "default), or the last ceil(test_ratio x clips) clips of every video (clip)")
+                       help="no train/, test/ folders: whole videos to test (video, the default) or "
+                            "the last clips of every video (clip), see docs/data.md")
 
     def hold(q):
         q.add_argument("--hold_frames", action="store_true",
-                       help="repeat held frames so that clips sit on the container's frame grid "
-                            "(without it, clips that skip frames of the grid are refused)")
+                       help="repeat held frames (else clips that skip frames of the grid are refused)")
 
     q = add("kth", "KTH action zips (or unzipped .avi folders, or a {train,test}/*.npy layout)")
     q.add_argument("--split", choices=("default", "svg"), default="default",
@@ -260,11 +213,8 @@ def _parser():
     clips(q)
     hold(q)
     q = add("shapes", "generate the built-in moving-shapes data set")
-    q.add_argument("--n_train", type=int, default=None)
-    q.add_argument("--n_test", type=int, default=None)
-    q.add_argument("--n_frames", type=int, default=None)
-    q.add_argument("--size", type=int, default=None)
-    q.add_argument("--seed", type=int, default=None)
+    for k in SHAPES_OPTIONS:
+        q.add_argument(f"--{k}", type=int, default=None)
     return p
 
 
@@ -272,22 +222,23 @@ def prepare(args):
     """Run one preparation from parsed arguments; returns the summary."""
     if args.name == "shapes":
         from dataloader import shapes
-        kw = {k: getattr(args, k) for k in ("n_train", "n_test", "n_frames", "size", "seed")
-              if getattr(args, k) is not None}
+        kw = {k: getattr(args, k) for k in SHAPES_OPTIONS if getattr(args, k) is not None}
         meta = shapes.generate_shapes_dataset(args.dst, progress=not args.quiet, **kw)
         print(f"prepare shapes: {len(meta['train'])} train and {len(meta['test'])} test clips in {args.dst}")
         print(f"use it with: {usage_hint('shapes', args.dst)}")
         return None
     if getattr(args, "clip_len", 0) < 0:
         raise PrepareError(f"--clip_len {args.clip_len}: give a number of frames, or 0 for whole videos")
-    split = None
-    src = os.path.abspath(args.src)
+    split, src = None, os.path.abspath(args.src)
     if not os.path.exists(src):
         raise PrepareError(f"source {args.src} does not exist")
-    if args.name == "kth":
-        if sources.has_npy_layout(src) and os.path.abspath(args.dst) == src:
-            print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
-            return None
+    npy_layout = args.name != "hurricane" and sources.has_npy_layout(src)  # e.g. the authors' archives
+    if npy_layout and args.name == "kth" and os.path.abspath(args.dst) == src:
+        print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
+        return None
+    if npy_layout:
+        items = sources.npy_layout_items(src)
+    elif args.name == "kth":
         items = sources.kth_items(src, args.split, args.hold_frames)
     elif args.name == "penn":
         items = sources.penn_items(src, args.size, args.split_file, args.test_ratio, args.seed)
@@ -299,9 +250,8 @@ def prepare(args):
     else:
         items, split = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed,
                                             args.split_by, args.hold_frames)
-    options = _options(args)
-    previous = _read_report(args.dst)
-    _warn_changed_options(previous, options, args.dst)
+    options = {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
+    previous = _read_report(args.dst, options)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)
     write_report(args.dst, args.name, options, summary, split, previous)
     report(args.name, args.dst, summary, test_ratio=getattr(args, "test_ratio", None))

@@ -1,16 +1,11 @@
-"""Resizing decoded videos to the size they are stored at (preparation only).
-
-A run resizes the stored frames again with the reference's transform
-(dataloader.transforms.resize_shorter_bilinear); storing them small keeps the files small.
-"""
+"""Resizing decoded videos to the size they are stored at (a run resizes them again with the
+reference's transform; storing them small keeps the files small)."""
 import cv2
 import numpy as np
 
 
 def resize_shorter_antialiased(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, H', W', C) with the shorter side `size`, aspect kept (longer side
-    rounded): area averaging when shrinking (no aliasing), bilinear when enlarging; size 0 or a
-    shorter side already at `size` returns `frames` unchanged."""
+    """(T, H, W, C) -> (T, H', W', C), shorter side `size` (0: unchanged); area-averaged down."""
     t, h, w = frames.shape[:3]
     if not size or min(h, w) == size:
         return frames
@@ -20,8 +15,7 @@ def resize_shorter_antialiased(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def square(frames: np.ndarray, size: int) -> np.ndarray:
-    """(T, H, W, C) -> (T, size, size, C): centre crop to a square, then
-    resize_shorter_antialiased; size 0 keeps the frames as they are."""
+    """(T, H, W, C) -> (T, size, size, C): centre square, then resized (size 0: unchanged)."""
     if not size:
         return frames
     h, w = frames.shape[1:3]

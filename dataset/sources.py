@@ -2,10 +2,10 @@
 import os
 import re
 import shutil
-import sys
 import tempfile
 import zipfile
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, List, Optional
 
 import numpy as np
@@ -17,7 +17,7 @@ from dataloader.video import (GIF_EXTS, VIDEO_EXTS, Decoded, SkipItem, decode_an
 
 from .resize import resize_shorter_antialiased, square
 from .splits import clip_test_count, describe, empty_test, plan, seeded_split
-from .timing import check, cut_clips, frame_sequence, has_grid, sequence_length, usable
+from .timing import check, cut_clips, frame_sequence, has_grid, usable
 
 KTH_NAME = re.compile(r"person(\d+)_([a-z]+)_d(\d+)", re.IGNORECASE)
 KTH_TRAIN_PERSONS = {"default": 16, "svg": 20}  # persons 1..N train, N+1..25 test
@@ -67,11 +67,8 @@ def one_split(split):
 
 
 def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loaded:
-    """The clips of a decoded video, its report, and the refusal of clips that would compress
-    time (they skip places of the container's frame grid; --hold_frames repeats held frames).
-
-    prep: frames (T, H, W, 3) -> resized frames; split_of(n usable clips) -> their splits.
-    """
+    """The clips of a decoded video and its report; clips that skip places of the frame grid are
+    refused. prep: frames (T, H, W, 3) -> resized; split_of(n usable clips) -> their splits."""
     tl = decoded.timeline
     report = {"decoder": tl.decoder, **check(tl)}
     if tl.fallback:
@@ -107,48 +104,36 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loa
 # --- an existing {train,test}/*.npy layout (e.g. the Vid-ODE authors' preprocessed archives) ---
 
 def has_npy_layout(src):
-    return os.path.isdir(src) and any(
-        os.path.isdir(os.path.join(src, s)) and list_clips(os.path.join(src, s)) for s in ("train", "test"))
+    return os.path.isdir(src) and any(list_clips(os.path.join(src, s)) for s in ("train", "test"))
 
 
 _NPY_ERRORS = (OSError, ValueError, EOFError)  # what np.load raises on a file that is no array
 
 
-def _checked_npy(path):
+def _copied_npy(split, path, stem):
     try:
         arr = np.load(path)
     except _NPY_ERRORS as exc:
         raise SkipItem(f"not a readable .npy file ({exc})") from None
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
         raise SkipItem(f"expected uint8 frames (T, H, W, 3), got {arr.dtype} {arr.shape}")
-    return arr
-
-
-def _copied_npy(split, path, stem):
-    arr = _checked_npy(path)
-    times_path = path[:-len(".npy")] + TIMES_SUFFIX
-    times = _checked_times(times_path, len(arr)) if os.path.exists(times_path) else None
+    times_path, times = path[:-len(".npy")] + TIMES_SUFFIX, None
+    if os.path.exists(times_path):
+        try:
+            times = np.load(times_path).astype(np.float64)
+        except _NPY_ERRORS as exc:
+            raise SkipItem(f"{os.path.basename(times_path)}: not a readable .npy file ({exc})") from None
+        if times.shape != (len(arr),):
+            raise SkipItem(f"{os.path.basename(times_path)}: shape {times.shape}, expected "
+                           f"({len(arr)},) frame times")
     return Loaded([Output(split, stem, arr, times)],
                   {"decoder": "npy", "decoded": len(arr), "times": times is not None})
-
-
-def _checked_times(path, n):
-    try:
-        times = np.load(path)
-    except _NPY_ERRORS as exc:
-        raise SkipItem(f"{os.path.basename(path)}: not a readable .npy file ({exc})") from None
-    if times.shape != (n,):
-        raise SkipItem(f"{os.path.basename(path)}: shape {times.shape}, expected ({n},) frame times")
-    return times.astype(np.float64)
 
 
 def npy_layout_items(src):
     items = []
     for split in ("train", "test"):
-        folder = os.path.join(src, split)
-        if not os.path.isdir(folder):
-            continue
-        for path in list_clips(folder):
+        for path in list_clips(os.path.join(src, split)):  # none where the folder is missing
             stem = os.path.basename(path)[:-len(".npy")]
             items.append(Item(split, path, [stem], lambda sp=split, p=path, s=stem: _copied_npy(sp, p, s)))
     return items
@@ -171,42 +156,30 @@ def _kth_item(name, source, decode, scheme, hold):
 
 def _zip_decoder(zpath, member):
     def decode():
-        tmp = tempfile.mkdtemp(prefix="kth-")
-        try:
+        with tempfile.TemporaryDirectory(prefix="kth-", ignore_cleanup_errors=True) as tmp:
             out = os.path.join(tmp, "video.avi")
             with zipfile.ZipFile(zpath) as zf, zf.open(member) as f, open(out, "wb") as g:
                 shutil.copyfileobj(f, g)
             return decode_video(out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return decode
 
 
 def kth_items(src, scheme="default", hold=False):
-    """Per-action zips of .avi, folders of .avi, or an existing npy layout."""
-    if has_npy_layout(src):
-        return npy_layout_items(src)
+    """Per-action zips of .avi, or folders of .avi."""
     paths = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, files in sorted(os.walk(src)) for n in sorted(files)]
-    avis = [p for p in paths if p.lower().endswith(".avi")]
-    zips = [p for p in paths if p.lower().endswith(".zip")]
-    items, seen = [], set()
-    for path in avis:
-        name = os.path.basename(path)
-        if name not in seen:
-            seen.add(name)
-            items.append(_kth_item(name, path, lambda p=path: decode_video(p), scheme, hold))
-    for z in zips:
+    found = [(p, lambda p=p: decode_video(p)) for p in paths if p.lower().endswith(".avi")]
+    for z in (p for p in paths if p.lower().endswith(".zip")):
         try:
             with zipfile.ZipFile(z) as zf:
                 members = [m for m in zf.namelist() if m.lower().endswith(".avi")]
         except zipfile.BadZipFile:
             raise PrepareError(f"{z}: not a readable zip archive (a partial download?)") from None
-        for m in members:
-            name = os.path.basename(m)
-            if name not in seen:
-                seen.add(name)
-                items.append(_kth_item(name, f"{z}:{m}", _zip_decoder(z, m), scheme, hold))
+        found += [(f"{z}:{m}", _zip_decoder(z, m)) for m in members]
+    names = {}  # the first source of each video name
+    for source, decode in found:
+        names.setdefault(os.path.basename(source), (source, decode))
+    items = [_kth_item(name, source, decode, scheme, hold) for name, (source, decode) in names.items()]
     if not items:
         raise PrepareError(f"{src}: no KTH videos found. Expected the per-action zip files "
                            "(walking.zip, jogging.zip, ...) or folders of personNN_action_dN_uncomp.avi, "
@@ -216,12 +189,10 @@ def kth_items(src, scheme="default", hold=False):
 
 # --- Penn Action ---
 
-def _penn_label_splits(label_dir, videos, out=None):
-    """({video: split} from labels/<id>.mat's train flag, {video: why it has none}); every file
-    that cannot be read is printed with the reason."""
+def _penn_label_splits(label_dir, videos):
+    """({video: split} from labels/<id>.mat's train flag, {video: why it has none})."""
     from scipy.io import loadmat
     from scipy.io.matlab import MatReadError
-    out = out or sys.stdout
     splits, missing = {}, {}
     for v in videos:
         path = os.path.join(label_dir, v + ".mat")
@@ -229,16 +200,14 @@ def _penn_label_splits(label_dir, videos, out=None):
             missing[v] = "no label file"
             continue
         try:
-            flag = int(np.ravel(loadmat(path)["train"])[0])
+            splits[v] = "train" if int(np.ravel(loadmat(path)["train"])[0]) == 1 else "test"
+            continue
         except KeyError:
             reason = "it has no 'train' field"
         except (MatReadError, OSError, ValueError, TypeError, IndexError, NotImplementedError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
-        else:
-            splits[v] = "train" if flag == 1 else "test"
-            continue
         missing[v] = f"{path}: {reason}"
-        print(f"penn: cannot read the train flag of {path} ({reason})", file=out)
+        print(f"penn: cannot read the train flag of {path} ({reason})")
     return splits, missing
 
 
@@ -257,8 +226,6 @@ def _read_split_file(path):
 
 def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
     """frames/<id>/*.jpg; split by --split_file, the labels' train flag, or seeded."""
-    if has_npy_layout(src):
-        return npy_layout_items(src)
     frames = os.path.join(src, "frames") if os.path.isdir(os.path.join(src, "frames")) else src
     videos = sorted(v for v in os.listdir(frames)
                     if os.path.isdir(os.path.join(frames, v)) and image_files(os.path.join(frames, v)))
@@ -279,44 +246,38 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
                   f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
             splits.update(seeded_split(rest, test_ratio, seed))
             why.update({v: f"seeded ({missing[v]})" for v in rest})
-    items = []
-    for v in videos:
-        folder = os.path.join(frames, v)
-        if v not in splits:
-            items.append(_skip("train", folder, "not listed in --split_file"))
-            continue
-        items.append(Item(splits[v], folder, [_safe(v)],
-                          lambda f=folder, n=_safe(v), sp=splits[v], w=why[v]: _penn_video(f, n, sp, w, size)))
-    return items
+    return [_penn_item(os.path.join(frames, v), _safe(v), splits[v], why[v], size) if v in splits
+            else _skip("train", os.path.join(frames, v), "not listed in --split_file")
+            for v in videos]
 
 
-def _penn_video(folder, name, split, why, size):
-    loaded = video_outputs(decode_frame_folder(folder), name, lambda a: resize_shorter_antialiased(a, size), 0,
-                           False, one_split(split))
-    loaded.report["split_from"] = why
-    return loaded
+def _penn_item(folder, name, split, why, size):
+    def load():
+        prep = partial(resize_shorter_antialiased, size=size)
+        loaded = video_outputs(decode_frame_folder(folder), name, prep, 0, False, one_split(split))
+        loaded.report["split_from"] = why
+        return loaded
+    return Item(split, folder, [name], load)
 
 
 # --- Moving GIF, custom footage ---
 
-def _media(src, with_videos=True, with_gifs=True, with_folders=True):
-    """Video files, GIFs and frame folders under src (recursive) -> sorted paths."""
+def _media(src, gifs_only=False):
+    """Video files, GIFs and frame folders (gifs_only: GIFs) under src, recursive -> sorted paths."""
+    exts = GIF_EXTS if gifs_only else VIDEO_EXTS + GIF_EXTS
     found = []
     for d, dirs, files in os.walk(src):
         dirs.sort()
-        if with_folders and d != src and image_files(d):
+        if not gifs_only and d != src and image_files(d):
             found.append(d)
-        for n in sorted(files):
-            low = n.lower()
-            if (with_videos and low.endswith(VIDEO_EXTS)) or (with_gifs and low.endswith(GIF_EXTS)):
-                found.append(os.path.join(d, n))
+        found += [os.path.join(d, n) for n in sorted(files) if n.lower().endswith(exts)]
     return found
 
 
-def _names(paths, base):
-    """{output name: path}; two sources that would share a name (a.avi, a.mp4) are refused."""
+def _names(find, base):
+    """{output name: path} of the media find(base) lists; a name taken twice is refused."""
     names = {}
-    for path in paths:
+    for path in find(base):
         rel = os.path.relpath(path, base)
         name = _safe((rel if os.path.isdir(path) else os.path.splitext(rel)[0]).replace(os.sep, "__"))
         if name in names:
@@ -325,30 +286,20 @@ def _names(paths, base):
     return names
 
 
-def _split_folders(src):
-    return any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test"))
-
-
-def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, out=None):
-    """(items, split record or None) for the media under src: train/ and test/ subfolders kept,
-    else split by video or by clip (see dataset.splits), with the table printed."""
-    out = out or sys.stdout
-    if _split_folders(src):
+def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
+    """(items, split record or None) of the media under src (train/, test/ folders kept)."""
+    if any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test")):
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
-                  "does not apply", file=out)
-        items = []
-        for split in ("train", "test"):
-            base = os.path.join(src, split)
-            if os.path.isdir(base):
-                items += [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
-                          for n, p in _names(find(base), base).items()]
-        return items, None
+                  "does not apply")
+        return [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
+                for split in ("train", "test") if os.path.isdir(os.path.join(src, split))
+                for n, p in _names(find, os.path.join(src, split)).items()], None
     by = split_by or "video"
     if by == "clip" and not clip_len:
         raise PrepareError("--split_by clip puts the last clips of every video in test: give "
                            "--clip_len N to cut the videos into clips (or use --split_by video)")
-    names = _names(find(src), src)
+    names = _names(find, src)
     videos = []  # the split is chosen over the clips that will be written: refused ones left out
     for n, p in sorted(names.items()):
         try:
@@ -356,29 +307,25 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold, ou
         except SkipItem:  # reported when the item is converted
             videos.append((n, 0, 0))
             continue
-        videos.append((n, sequence_length(tl, hold), len(usable(cut_clips(tl, clip_len, hold), hold))))
+        clips = usable(cut_clips(tl, clip_len, hold), hold)
+        videos.append((n, len(frame_sequence(tl, hold)[0]), len(clips)))
     if not videos:
         return [], None
     test_clips = plan(videos, by, test_ratio, seed)
-    record = describe(videos, test_clips, by, test_ratio, seed, clip_len, out=out)
+    record = describe(videos, test_clips, by, test_ratio, seed, clip_len)
     if test_ratio > 0 and not sum(test_clips.values()) and any(c for _, _, c in videos):
         raise PrepareError(empty_test(f"videos with clips to write: {sum(1 for *_, c in videos if c)} "
                                       f"of {len(videos)}"))
+
+    def last_to_test(n_clips):  # --split_by clip
+        k = clip_test_count(n_clips, test_ratio)
+        return ["train"] * (n_clips - k) + ["test"] * k
     items = []
     for n, _, _ in videos:
-        if by == "clip":
-            items.append(_media_item("train+test", names[n], n, prep, clip_len, hold, _last_to_test(test_ratio)))
-        else:
-            split = "test" if test_clips[n] else "train"
-            items.append(_media_item(split, names[n], n, prep, clip_len, hold, one_split(split)))
+        split = "train+test" if by == "clip" else "test" if test_clips[n] else "train"
+        split_of = last_to_test if by == "clip" else one_split(split)
+        items.append(_media_item(split, names[n], n, prep, clip_len, hold, split_of))
     return items, record
-
-
-def _last_to_test(test_ratio):
-    def split_of(n):
-        k = clip_test_count(n, test_ratio)
-        return ["train"] * (n - k) + ["test"] * k
-    return split_of
 
 
 def _media_item(split, path, name, prep, clip_len, hold, split_of):
@@ -388,9 +335,7 @@ def _media_item(split, path, name, prep, clip_len, hold, split_of):
 
 def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
     """(items, split record or None): .gif files, train/ and test/ subfolders kept."""
-    if has_npy_layout(src):
-        return npy_layout_items(src), None
-    items, record = _media_items(src, lambda d: _media(d, with_videos=False, with_folders=False),
+    items, record = _media_items(src, lambda d: _media(d, gifs_only=True),
                                  lambda a: resize_shorter_antialiased(a, size), clip_len, test_ratio, seed,
                                  split_by, hold=False)
     if not items:
@@ -400,8 +345,6 @@ def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
 
 def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=None, hold=False):
     """(items, split record or None): videos, GIFs and frame folders under src."""
-    if has_npy_layout(src):
-        return npy_layout_items(src), None
     if os.path.isfile(src):
         raise PrepareError(f"{src}: give a folder of videos (avi, mp4, gif, ...) or of frame folders")
     items, record = _media_items(src, _media, lambda a: square(a, size), clip_len, test_ratio, seed,
@@ -414,24 +357,19 @@ def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=Non
 
 # --- Hurricane ---
 
-_SPLITS = ("train", "test")
-
-
 def _split_token(rel):
-    """'train' | 'test' | None from a relative path: a word of the file name (split at anything
-    but letters: hurricane_test_2005.npy), else the nearest folder named exactly train or test."""
+    """'train' | 'test' | None: a word of the file name (x_test_2005.npy), else a folder name."""
     parts = rel.lower().split(os.sep)
-    words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & set(_SPLITS)
+    words = set(re.split(r"[^a-z]+", os.path.splitext(parts[-1])[0])) & {"train", "test"}
     if len(words) == 2:
         raise PrepareError(f"{rel}: the file name says both train and test; rename it")
     if words:
         return words.pop()
-    return next((d for d in reversed(parts[:-1]) if d in _SPLITS), None)
+    return next((d for d in reversed(parts[:-1]) if d in ("train", "test")), None)
 
 
 def hurricane_items(src, test_ratio=0.1, seed=0):
-    """Arrays (N, T, H, W, C) (or one (T, H, W, C)) -> one float32 file per sequence. The split:
-    train/test in the path (_split_token), else a seeded split of the sequences."""
+    """Arrays (N, T, H, W, C) or (T, H, W, C) -> one float32 item per sequence."""
     files = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, fs in sorted(os.walk(src)) for n in sorted(fs)
         if n.endswith(".npy") and not n.endswith(TIMES_SUFFIX)]

@@ -1,13 +1,6 @@
-"""Train/test splits for sources that come without one.
-
-seeded_split: a seeded share of names (Penn, Hurricane). For videos cut into clips (custom,
-mgif), --split_by chooses between
-  video: whole videos go to test, chosen so that the test share of *clips* is as close to
-         --test_ratio as whole videos allow (an exact subset-sum search, ties broken by the seed);
-  clip:  the last ceil(test_ratio x clips) clips of every video go to test.
-"""
+"""Train/test splits for sources that come without one: a seeded share of names (Penn, Hurricane),
+or for videos cut into clips (custom, mgif) --split_by video or clip (docs/data.md, "Splits")."""
 import math
-import sys
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -33,12 +26,8 @@ def clip_test_count(n_clips: int, test_ratio: float) -> int:
 
 
 def video_test_set(clips: Dict[str, int], test_ratio: float, seed: int) -> set:
-    """Names of the test videos: their clips' share is the closest to test_ratio that whole
-    videos reach (at least one train and one test video when there are two or more).
-
-    Exact: the sums reachable by subsets are bitsets over the videos in a seeded order; the
-    subset is rebuilt from the last video back, so the seed picks among equal sums.
-    """
+    """The test videos whose share of clips is the closest to test_ratio (one of each split when two
+    or more): an exact subset-sum search over bitsets, the seed picking among equal sums."""
     names = sorted(n for n, c in clips.items() if c > 0)
     if test_ratio <= 0 or not names:
         return set()
@@ -81,24 +70,22 @@ def _share(test_clips, videos):
     return (sum(test_clips.values()) / total) if total else 0.0, total
 
 
-def describe(videos, test_clips, by, test_ratio, seed, clip_len, out=None) -> dict:
-    """Print the split table (video, frames, clips, split) and a warning when the test share of
-    clips is more than twice or less than half of test_ratio; return the report's record."""
-    out = out or sys.stdout
+def describe(videos, test_clips, by, test_ratio, seed, clip_len) -> dict:
+    """Print the split table (and a warning when far from test_ratio); the report's record."""
     share, total = _share(test_clips, videos)
     n_test = sum(test_clips.values())
     rows = [{"video": n, "frames": f, "clips": c, "test_clips": test_clips[n]} for n, f, c in videos]
     print(f"split by {by} (--test_ratio {test_ratio}, --seed {seed}): test {n_test} of {total} "
-          f"clips ({100 * share:.1f}%)", file=out)
+          f"clips ({100 * share:.1f}%)")
     width = max([len("video")] + [len(r["video"]) for r in rows[:TABLE_ROWS]])
-    print(f"  {'video':<{width}}  {'frames':>7}  {'clips':>6}  split", file=out)
+    print(f"  {'video':<{width}}  {'frames':>7}  {'clips':>6}  split")
     for r in rows[:TABLE_ROWS]:
         c, t = r["clips"], r["test_clips"]
         where = ("-" if not c else "test" if t == c else "train" if not t
                  else f"{c - t} train, {t} test")
-        print(f"  {r['video']:<{width}}  {r['frames']:>7}  {c:>6}  {where}", file=out)
+        print(f"  {r['video']:<{width}}  {r['frames']:>7}  {c:>6}  {where}")
     if len(rows) > TABLE_ROWS:
-        print(f"  ... and {len(rows) - TABLE_ROWS} more videos (all in prepare_report.json)", file=out)
+        print(f"  ... and {len(rows) - TABLE_ROWS} more videos (all in prepare_report.json)")
     record = {"by": by, "test_ratio": test_ratio, "seed": seed, "test_clips": n_test,
               "clips": total, "test_share": share, "videos": rows, "warning": None}
     if test_ratio > 0 and total and (share > 2 * test_ratio or share < 0.5 * test_ratio):
@@ -112,5 +99,5 @@ def describe(videos, test_clips, by, test_ratio, seed, clip_len, out=None) -> di
         far = "more than twice" if share > 2 * test_ratio else "less than half"
         record["warning"] = (f"the test split holds {100 * share:.1f}% of the clips, far from "
                              f"--test_ratio {test_ratio} ({far}); {alt}")
-        print(f"warning: {record['warning']}", file=out)
+        print(f"warning: {record['warning']}")
     return record

@@ -1,17 +1,5 @@
-"""Decoded frames against their container's frame grid: gaps, duplicates, held frames, clips.
-
-The frames' times are sorted (presentation order, as dataloader.video gives them). The grid
-starts from the container's frame rate and the first frame: each frame goes to the slot
-round((t - t_first) * rate); a least-squares line through (slot, time) then fits the grid's
-phase and period to the times (a first pts != 0, times rounded to the time base, a
-1001-denominator rate, a mean rate off by a jittering clock), and each frame goes to the
-nearest slot of that line. A slot with no frame within half a period is missing. A container
-that holds a frame (an AVI's zero-length chunk, a pts that skips values, a phone dropping to
-15 fps) leaves slots missing: cutting clips from the decoded frames alone would compress time.
-With `hold`, each frame is repeated until the next one's slot (a frame whose next pts is k
-periods later appears k times) and the times are the grid's; without it, a clip that spans a
-missing slot is refused.
-"""
+"""Decoded frames against their container's frame grid (fitted to the times by least squares):
+gaps, duplicates, held frames, clips (docs/data.md)."""
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
@@ -27,8 +15,8 @@ def has_grid(tl: Timeline) -> bool:
 
 
 def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
-    """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds);
-    without a grid: slots 0, 1, 2, ... and no times (nan)."""
+    """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds); without a
+    grid: slots 0, 1, 2, ... and no times (nan). Each frame goes to the nearest slot of the fit."""
     if not has_grid(tl):
         return np.arange(tl.decoded, dtype=np.int64), np.nan, np.nan
     t0, period = tl.times[0], 1.0 / tl.rate
@@ -41,38 +29,29 @@ def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
 
 
 def grid_length(tl: Timeline, pos: np.ndarray) -> int:
-    """Slots on the grid: up to the last frame, or the header's count where it declares more
-    (trailing held frames)."""
+    """Slots on the grid: up to the last frame, or the header's count where it declares more."""
     n = int(pos.max()) + 1 if len(pos) else 0
-    return max(n, tl.declared or 0) if has_grid(tl) else n
+    return max(n, tl.declared or 0)
 
 
 def check(tl: Timeline) -> dict:
-    """The report's numbers: declared, decoded, rate (the grid's), on_grid (expected), missing,
-    duplicates, gap."""
+    """The report's numbers: declared, decoded, rate, on_grid, missing, duplicates, gap."""
     pos, _, period = grid(tl)
     distinct = len(np.unique(pos))
-    if has_grid(tl):
-        expected = grid_length(tl, pos)
-    else:
-        expected = max(tl.decoded, tl.declared or 0)
+    expected = grid_length(tl, pos)
     missing = expected - distinct
     rate = float(f"{1 / period:.9g}") if has_grid(tl) else tl.rate  # the grid's, fitted
     out = {"declared": tl.declared, "decoded": tl.decoded, "rate": rate, "on_grid": expected,
            "missing": missing, "duplicates": tl.decoded - distinct,
            "gap": bool(missing > GAP_SHARE * expected)}
     if tl.times is not None and not has_grid(tl) and tl.decoded > 1:
-        steps = np.diff(tl.times)
-        out["variable_durations"] = bool(np.ptp(steps) > 1e-3)  # a GIF's frames last unequally
+        out["variable_durations"] = bool(np.ptp(np.diff(tl.times)) > 1e-3)  # unequal GIF frames
     return out
 
 
 def frame_sequence(tl: Timeline, hold: bool):
-    """The decoded frame shown at each step of the output, and when.
-
-    Returns (index (N,) int into the decoded frames, times (N,) float64 seconds or None,
-    skipped (N,) int: grid slots missing just before each step, 0 with `hold`).
-    """
+    """(index (N,) of the decoded frame shown at each output step, their times (N,) float64 seconds
+    or None, skipped (N,): grid slots missing just before each step, 0 with `hold`)."""
     pos, t0, period = grid(tl)
     if hold and has_grid(tl):
         slots = np.arange(grid_length(tl, pos))
@@ -93,18 +72,10 @@ class Clip:
 def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
     """The video's clips of `clip_len` frames (0: the whole video as one clip)."""
     index, times, skipped = frame_sequence(tl, hold)
-    n = len(index)
-    length = clip_len or n
-    clips = []
-    for k in range(n // length if length else 0):
-        sl = slice(k * length, (k + 1) * length)
-        clips.append(Clip(k, index[sl], None if times is None else times[sl],
-                          int(skipped[sl][1:].sum())))
-    return clips
-
-
-def sequence_length(tl: Timeline, hold: bool) -> int:
-    return len(frame_sequence(tl, hold)[0])
+    length = clip_len or len(index)
+    cuts = [slice(k * length, (k + 1) * length) for k in range(len(index) // length if length else 0)]
+    return [Clip(k, index[c], None if times is None else times[c], int(skipped[c][1:].sum()))
+            for k, c in enumerate(cuts)]
 
 
 def usable(clips: List[Clip], hold: bool) -> List[Clip]:

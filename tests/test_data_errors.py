@@ -157,7 +157,7 @@ def test_batch_larger_than_split_trains_on_a_partial_batch(kth, monkeypatch):
     assert len(train_loader) == 1
     # every process needs a clip of its own
     import dataloader.loaders as loaders
-    monkeypatch.setattr(loaders, "_rank", lambda distributed: (0, 4))
+    monkeypatch.setattr(loaders.dist, "world_size", lambda: 4)
     with pytest.raises(DataError, match="3 clips, fewer than the 4 processes"):
         build_loaders(make_opt(kth, batch_size=8), distributed=True)
 

@@ -1,10 +1,5 @@
-"""Atomic file writes: a temp file in the same folder, fsync, os.replace, fsync the folder.
-
-A failure at any point (full disk, Ctrl-C, an exception in the writer) leaves the old file
-untouched and no temp file behind. Only a killed process (kill -9, power loss) can leave its
-temp file, `dir/.name.<pid>.<hex>.tmp` (never ending in .pth or .json: nothing takes it for a
-checkpoint or a result); remove_stale_temps() clears those of dead processes.
-"""
+"""Atomic file writes: a temp file beside the target, fsync, os.replace, fsync the folder; only a
+killed process leaves its `.name.<pid>.<hex>.tmp` behind (remove_stale_temps clears them)."""
 import contextlib
 import json
 import math
@@ -19,9 +14,7 @@ TEMP_RE = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")  # .na
 
 
 def temp_path_for(path: "str | os.PathLike[str]", keep_suffix: bool = False) -> str:
-    """A hidden temp name beside `path`. keep_suffix=True appends the extension of `path` (.tmp.mp4)
-    for writers that pick the format from it, like cv2.VideoWriter; refused for the extensions of
-    checkpoints and results (.pth, .pt, .json, .jsonl)."""
+    """A hidden temp name beside `path` (keep_suffix: with its extension, not .pth or .json)."""
     folder, name = os.path.split(os.path.abspath(os.fspath(path)))
     ext = os.path.splitext(name)[1] if keep_suffix else ""
     if ext.lower() in (".pth", ".pt", ".json", ".jsonl"):
@@ -41,8 +34,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
-    """Remove the temp files that killed processes left under `folder` (recursively); those of a
-    process still running (another writer) are kept. Returns the removed paths."""
+    """Remove (and return) the temp files that dead processes left under `folder`, recursively."""
     removed = []
     for dirpath, _, files in os.walk(folder):
         for name in files:
@@ -54,32 +46,31 @@ def remove_stale_temps(folder: "str | os.PathLike[str]") -> list[Path]:
     return removed
 
 
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: "str | os.PathLike[str]", keep_suffix: bool = False):
-    """Yield a temp path to write `path` through by any means; on success it is fsynced and
-    replaces `path` (keep_suffix: see temp_path_for)."""
+    """Yield a temp path to write `path` through; on success fsynced and renamed to `path`."""
     path = os.path.abspath(os.fspath(path))
     folder = os.path.dirname(path)
     os.makedirs(folder, exist_ok=True)
     tmp = temp_path_for(path, keep_suffix)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     with contextlib.suppress(OSError):  # make the rename durable where folders can be opened
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(folder)
 
 
 def atomic_write_with(path: "str | os.PathLike[str]", write) -> None:

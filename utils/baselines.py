@@ -9,8 +9,8 @@ def baseline_kind(extrap: bool) -> str:
 
 
 def _neighbours(observed, observed_tp, observed_mask, times):
-    """Indices (b, T) of the nearest observed frame at or before / at or after each time (a side
-    without one takes the other), the observed times (n,) and the times (b, T), in observed's dtype."""
+    """(i0, i1) (b, T): the nearest observed frame at or before / after each time (else the other
+    side's), the observed times (n,) and the times (b, T), in observed's dtype."""
     (b, n), device = observed.shape[:2], observed.device
     to, tp = observed_tp.to(device, observed.dtype), times.to(device, observed.dtype)
     tp = tp[None, :].expand(b, -1) if tp.dim() == 1 else tp  # (b, T)
@@ -26,9 +26,8 @@ def _neighbours(observed, observed_tp, observed_mask, times):
 
 def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
                      times: torch.Tensor) -> torch.Tensor:
-    """Linear blend in time of the nearest observed frames before and after each time; a time with
-    an observed frame on one side only copies it. observed (b, n, c, h, w), observed_tp (n,),
-    observed_mask (b, n, 1), times (T,) or per clip (b, T), model time -> (b, T, c, h, w)."""
+    """Linear blend in time of the observed frames before and after each time (one side: a copy):
+    observed (b, n, c, h, w), _tp (n,), _mask (b, n, 1), times (T,) | (b, T) -> (b, T, c, h, w)."""
     i0, i1, to, tp = _neighbours(observed, observed_tp, observed_mask, times)
     t0, t1 = to[i0], to[i1]
     w = torch.where(t1 > t0, (tp - t0) / (t1 - t0).clamp_min(1e-6), torch.zeros_like(t0))
@@ -39,9 +38,7 @@ def blend_neighbours(observed: torch.Tensor, observed_tp: torch.Tensor, observed
 
 def previous_observed(observed: torch.Tensor, observed_tp: torch.Tensor, observed_mask: torch.Tensor,
                       times: torch.Tensor) -> torch.Tensor:
-    """Copy-last at each time: the nearest observed frame at or before it (the first observed
-    frame for a time before all of them); after the last observed frame, that frame. Shapes as
-    blend_neighbours."""
+    """Copy-last: the nearest observed frame at or before each time; shapes as blend_neighbours."""
     i0 = _neighbours(observed, observed_tp, observed_mask, times)[0]
     return observed[torch.arange(observed.size(0), device=observed.device)[:, None], i0]
 

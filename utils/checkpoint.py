@@ -1,9 +1,5 @@
-"""Checkpoint files: atomic saving, finding by step, safe loading, RNG states.
-
-Checkpoints are named `ckpt_<step:08d>.pth` (docs/algorithm.md section 6). A file holds either the
-generator's state dict alone (the paper's format) or this project's training state
-(utils/train_state.py).
-"""
+"""Checkpoint files `ckpt_<step:08d>.pth` (the paper's bare generator state dict, or the training
+state of utils/train_state.py): atomic saving, finding by step, safe loading, RNG states."""
 import pickle
 import random
 import re
@@ -53,8 +49,7 @@ def list_checkpoints(folder) -> list[Path]:
 
 def newest_checkpoint(folder):
     """The checkpoint with the highest step, or None."""
-    ckpts = list_checkpoints(folder)
-    return ckpts[-1] if ckpts else None
+    return (list_checkpoints(folder) or [None])[-1]
 
 
 def _available(folder) -> str:
@@ -66,8 +61,7 @@ def _available(folder) -> str:
 
 
 def resolve_checkpoint(folder, which=None) -> Path:
-    """None -> the newest; an int or digit string -> that step; else a path (absolute,
-    relative to the working directory, or a file name inside `folder`)."""
+    """None -> the newest; a step number -> its file; else a path (as given, or inside `folder`)."""
     folder = Path(folder)
     if which is None or str(which).strip() == "":
         path = newest_checkpoint(folder)
@@ -89,8 +83,7 @@ def resolve_checkpoint(folder, which=None) -> Path:
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """torch.load with weights_only=True: files holding other Python objects are refused, as are
-    missing, corrupt or truncated ones (CheckpointError)."""
+    """torch.load(weights_only=True); a missing, corrupt or foreign file is a CheckpointError."""
     path = Path(path)
     hint = f"pick another with --ckpt <step or path> ({_available(path.parent)})"
     if not path.is_file():
@@ -118,8 +111,7 @@ def strip_prefixes(state: dict) -> OrderedDict:
 
 
 def generator_state_from(obj) -> OrderedDict:
-    """The generator's state dict from a paper-format checkpoint (the state dict itself) or
-    from this project's training checkpoint (obj['netG']), prefixes stripped."""
+    """The generator's state dict of a paper-format or training checkpoint, prefixes stripped."""
     if isinstance(obj, dict) and "netG" in obj:
         obj = obj["netG"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -130,8 +122,7 @@ def generator_state_from(obj) -> OrderedDict:
 
 
 def rng_state() -> dict:
-    """States of python `random`, numpy's global RNG, torch CPU and CUDA (None without CUDA), as
-    weights_only-safe types (tensors, ints, floats, strings)."""
+    """States of python, numpy, torch and CUDA RNGs as weights_only-safe types."""
     py = random.getstate()  # (version, tuple of 625 ints, gauss_next)
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -139,8 +130,7 @@ def rng_state() -> dict:
         "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def set_rng_state(state: dict) -> None:

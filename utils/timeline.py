@@ -1,13 +1,5 @@
-"""The time axis of a trained run in frame units of its input, and the model evaluated at any
-times on it: what generate and eval_continuous share.
-
-Every user-facing time is in FRAME UNITS OF THE INPUT: 0 is the first input frame, 1 the second,
-0.5 half-way. Model time is t = frame / R, R = timeaxis.slots_per_unit(run options) (S/2 regular
-interpolation, S regular extrapolation, Wn irregular; dataloader/timeaxis.py). The decoder ODE is
-autonomous (docs/algorithm.md section 3), so synthesize always starts it where training did: at
-the first observed frame (interpolation) or at frame N of an N-frame input (extrapolation); a start
-that was not requested is solved but not rendered (as test_met does with its output mask).
-"""
+"""The model evaluated at any times in frames of the input (model time = frame / R, timeaxis.py),
+its decoder ODE started where training did: what generate and eval_continuous share."""
 import math
 from typing import Iterable, Optional
 
@@ -20,8 +12,7 @@ EPS = 1e-6
 
 
 def predicted_frames(run_opt) -> int:
-    """Frames an extrapolation run was trained to predict after its observed half (of the
-    source_frames_per_unit frames of a window)."""
+    """Frames an extrapolation run was trained to predict after its observed half."""
     n = source_frames_per_unit(run_opt)
     return n - n // 2
 
@@ -29,16 +20,15 @@ def predicted_frames(run_opt) -> int:
 @torch.no_grad()
 def synthesize(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor, times: Iterable[float],
                rate: int, extrap: bool) -> torch.Tensor:
-    """Frames at `times` (input frame units, increasing) from observed frames: observed
-    (b, N, C, H, W), mask (b, N, 1) -> (b, T', C, H, W), model scale (unobserved frames zeroed)."""
+    """Frames (b, T', C, H, W), model scale, at increasing `times` (input frames) from observed
+    (b, N, C, H, W) and mask (b, N, 1)."""
     times = torch.tensor([float(t) for t in times], dtype=torch.float64)
     return synthesize_per_clip(model, observed, mask, times.expand(observed.size(0), -1), rate, extrap)
 
 
 def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.Tensor]:
-    """Every clip's times (b, T) float64, increasing per clip, on one grid: (solve, keep), the
-    increasing union (within EPS one time), preceded by `start` when no clip asks for it, and keep
-    (b, len(solve)) bool, each clip's own T times."""
+    """Clips' increasing times (b, T) float64 -> (solve: their union within EPS, led by `start`;
+    keep (b, len(solve)) bool: each clip's own T times)."""
     b, n = times.shape
     values = sorted(float(v) for v in times.flatten().tolist())
     solve = [] if abs(values[0] - start) < EPS else [float(start)]
@@ -58,11 +48,9 @@ def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.T
 @torch.no_grad()
 def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: torch.Tensor,
                         times: torch.Tensor, rate: int, extrap: bool) -> torch.Tensor:
-    """synthesize with each clip's own times (b, T), increasing per clip: one decoder ODE solve
-    over their union (union_times), each clip decoded and chained through its own T times only."""
+    """synthesize with each clip's own times (b, T): one ODE solve over their union."""
     b, n = observed.shape[:2]
-    start = float(n) if extrap else 0.0
-    solve, keep = union_times(times.to(torch.float64).cpu(), start)
+    solve, keep = union_times(times.to(torch.float64).cpu(), float(n) if extrap else 0.0)
     obs_tp = model_times(range(n), rate)  # as time_steps(): k / R
     mask = mask.to(observed.dtype).reshape(b, n, 1)
     pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
@@ -76,8 +64,7 @@ def fmt_time(t: float) -> str:
 
 
 def grid_times(n: int, fps_factor: int, extrap: bool, end: Optional[float], p_train: int) -> list[float]:
-    """F times per input frame interval: over [0, end] (interpolation) or [N, end] (extrapolation,
-    default end N - 1 + the frames predicted in training); empty when end < start."""
+    """F times per input frame interval from 0 (N if extrapolating) to `end` (default: trained)."""
     start = n if extrap else 0
     if end is None:
         end = n - 1 + p_train if extrap else n - 1

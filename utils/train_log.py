@@ -1,9 +1,5 @@
-"""What a training run reports: [train] lines on the console (and a progress bar on a terminal),
-TensorBoard scalars and image grids, and train_log.jsonl (one JSON object per logged step).
-
-Rank 0 writes everything; every process takes part in the averages over processes, so call
-step() on every process.
-"""
+"""What a run reports: [train] lines, TensorBoard, train_log.jsonl (rank 0 writes; every process
+calls step(), which averages over them)."""
 import json
 from argparse import Namespace
 from pathlib import Path
@@ -23,8 +19,7 @@ class TrainLog:
 
     def __init__(self, opt: Namespace, log_dir: Path, is_main: bool):
         self.opt, self.log_dir, self.main = opt, Path(log_dir), is_main
-        self.writer = None
-        self.bar = None
+        self.writer = self.bar = None
         if self.main:
             from torch.utils.tensorboard import SummaryWriter
             self.writer = SummaryWriter(str(self.log_dir))
@@ -43,24 +38,15 @@ class TrainLog:
                   f"{world * opt.batch_size} clips per step; BatchNorm statistics {bn}")
 
     def open_bar(self, total: int, initial: int) -> None:
-        """The progress bar over `total` steps, `initial` of them done (a resumed run)."""
-        # the bar only on a terminal (disable=None): logs and CI keep the plain [train] lines
+        """self.bar: a progress bar (on a terminal only) over `total` steps, `initial` done."""
         self.bar = tqdm(total=total, initial=initial, disable=None if self.main else True,
                         dynamic_ncols=True, desc="train")
 
-    def advance(self) -> None:
-        """One step done."""
-        self.bar.update(1)
-
-    def close_bar(self) -> None:
-        """Close the progress bar (before the last checkpoint's lines)."""
-        self.bar.close()
-
     def step(self, out: dict, seconds: float, step: int, epoch: int, lr: float) -> None:
-        """One logged step: the scalar losses of train_step's `out`, averaged over processes,
-        to the bar, TensorBoard, train_log.jsonl and a console line. epoch: 0-based."""
-        scalars = dist.mean_over_processes({k: v for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0})
-        scalars = {k: float(v) for k, v in scalars.items()}
+        """One logged step: train_step's scalar losses averaged over processes, to every log."""
+        keys = [k for k, v in out.items() if torch.is_tensor(v) and v.dim() == 0]  # the scalar losses
+        means = dist.sum_over_processes(torch.stack([out[k].float() for k in keys])) / dist.world_size()
+        scalars = {k: float(v) for k, v in zip(keys, means.tolist())}
         self.bar.set_postfix(G=f"{scalars['loss_G']:.4f}", D=f"{scalars['loss_D']:.4f}")
         if not self.main:
             return
@@ -79,22 +65,18 @@ class TrainLog:
                    f"{seconds:.2f} s/step nfe {out['nfe_decoder']}")
 
     def images(self, batch: dict, target: torch.Tensor, pred: torch.Tensor, tag: str, step: int) -> None:
-        """PNG grid of the first clip (observed / true / predicted rows), also in TensorBoard.
-        batch['observed_data'] (b, To, c, h, w), target and pred (b, Tp, c, h, w), model scale."""
+        """PNG grid (and to TensorBoard) of the first clip's observed, true, predicted frames."""
         if not self.main:
             return
-        rows = [self._display(x[0].detach().float().cpu()) for x in (batch["observed_data"], target, pred)]
+        rows = [to_unit(x[0].detach().float().cpu(), self.opt.input_norm)
+                for x in (batch["observed_data"], target, pred)]
         path = self.log_dir / "images" / f"{tag}_{step:08d}.png"
         save_grid(rows, path)
         with Image.open(path) as im:
             self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
 
-    def _display(self, x):
-        return to_unit(x, self.opt.input_norm)
-
     def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
-        """The average test loss (rank 0) and the image grid of the last test batch:
-        last = (batch, target, pred)."""
+        """The average test loss and the grid of the last test batch, last = (batch, target, pred)."""
         if not self.main:
             return
         tqdm.write(f"[test] epoch {epoch + 1} step {step}: average test loss {mean:.5f}")
@@ -105,7 +87,6 @@ class TrainLog:
         """Close TensorBoard and print how the run ended and how to evaluate it (rank 0)."""
         if not self.main:
             return
-        self.writer.flush()
-        self.writer.close()
+        self.writer.close()  # flushes
         print(f"[train] {why} at step {step}; checkpoint {path}")
         print(f"[train] evaluate with: python main.py --phase test_met --test_dir {self.log_dir}")

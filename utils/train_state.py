@@ -1,13 +1,5 @@
-"""The training state: what a checkpoint holds, saving it, resuming from it exactly.
-
-A training checkpoint holds the three networks, the two optimisers, the learning rate, the --amp
-fp16 loss scale, the position (epoch, step, batch_in_epoch in batches of its world size and
---batch_size, epochs_done), the options and the log folder (what --resume restores, runs.resume_run),
-and the random-number streams (rank 0's under 'rng', every process's under 'rng_per_rank' when
-there are several). Resuming restores all of it, so the resumed run takes the clips and computes
-the losses of the uninterrupted one bit for bit; with another process count or --batch_size the
-position is converted (TrainState._convert_position) and the streams reseeded.
-"""
+"""The training state: what a checkpoint holds, saving it and resuming from it bit for bit, also
+with another process count or --batch_size (docs/resume.md)."""
 import random
 from argparse import Namespace
 from pathlib import Path
@@ -28,15 +20,12 @@ def seed_everything(seed: int) -> None:
 
 
 def batches_per_epoch(n_clips: int, world: int, batch_size: int) -> int:
-    """Batches of one process in an epoch: its share floor(n_clips / world) in batches of
-    batch_size, the last one partial (the reference keeps it): ceil(share / batch_size)."""
+    """Batches of one process in an epoch: ceil(floor(n_clips / world) / batch_size)."""
     return -(-(n_clips // world) // batch_size)
 
 
 class TrainState:
-    """The networks (unwrapped, not DDP), optimisers and loss scaler (--amp fp16, else None) of a
-    training run and its position in it: epoch (0-based), step (steps done), batch_in_epoch
-    (batches of this process done in `epoch`) of n_batches per epoch."""
+    """A run's networks (not DDP), optimisers, loss scaler and position (epoch, step, batches)."""
 
     def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
                  optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
@@ -75,10 +64,7 @@ class TrainState:
         return self.last_ckpt
 
     def start(self, path: Optional[Path], obj: Optional[dict], n_clips: int, n_batches: int) -> None:
-        """Resume from checkpoint `path` holding `obj` (None: a new run), then set this process's
-        random-number streams: the checkpoint's own when it has them for this process count, else
-        seeded from (seed, rank, step). n_clips, n_batches: the train split's clips and this
-        process's batches per epoch (for a checkpoint of another process count or --batch_size)."""
+        """Resume from `path` holding `obj` (None: a new run); set this process's RNG streams."""
         self.n_batches = n_batches
         if not (path and self._load_resume(path, obj, n_clips)):
             seed_everything(self.opt.seed + 1000 * self.rank + self.step)  # per-rank streams
@@ -114,12 +100,8 @@ class TrainState:
         return True
 
     def _convert_position(self, obj: dict, n_clips: int, n_batches: int) -> None:
-        """Mid-epoch resume with another process count or --batch_size: keep the clips seen.
-
-        The processes' shares interleave one permutation per epoch, so after s steps the run
-        has consumed exactly the first s * batch_size * world_size clips of the epoch's order
-        (only an epoch's last batch can be partial, and after it the epoch is closed); resume at
-        that prefix (rounded down to a whole new global batch)."""
+        """Another process count or --batch_size: s steps consumed the first s * batch_size *
+        world_size clips of the epoch's permutation; resume there, rounded down to a whole batch."""
         old_w, old_b = int(obj["world_size"]), int(obj["batch_size"])
         new_w, new_b = self.world, self.opt.batch_size
         if (old_w, old_b) == (new_w, new_b):

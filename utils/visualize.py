@@ -1,6 +1,4 @@
-"""Pictures and videos: image grids, GIF/MP4, labelled side-by-side videos and time strips
-(pixels and text drawn with OpenCV), and metric plots (matplotlib). Every file is written
-atomically (utils/atomic.py)."""
+"""Image grids, GIF/MP4, labelled videos and time strips (OpenCV), metric plots (matplotlib)."""
 import io
 import math
 import os
@@ -26,8 +24,7 @@ Frames = Union[torch.Tensor, np.ndarray]  # (T, 3|1, H, W) float in [0, 1] or (T
 
 
 def to_uint8_hwc(frames: Frames) -> np.ndarray:
-    """(T, 3|1, H, W) float in [0,1] or (T, H, W, 3) uint8 (tensor or array) -> (T, H, W, 3)
-    uint8 numpy; floats quantised as save_image does, gray repeated to 3 channels."""
+    """Frames (tensor or array) -> (T, H, W, 3) uint8 numpy; floats quantised as save_image does."""
     if isinstance(frames, np.ndarray):
         frames = torch.from_numpy(frames)
     if frames.dtype == torch.uint8 and frames.dim() == 4 and frames.shape[-1] == 3:
@@ -63,9 +60,7 @@ def _text(img, text, org, scale=0.4, colour=BLACK, thickness=1):
 
 def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
               padding: int = 2) -> None:
-    """rows: list of (T, 3, H, W) in [0,1] (e.g. observed, truth, prediction) -> one PNG,
-    one row each of `nrow` frames (default: the longest row; shorter rows padded with white
-    frames), `padding` white pixels between frames."""
+    """rows: (T, 3, H, W) in [0, 1] each -> one PNG, a row each (short rows padded white)."""
     t = nrow or max(r.shape[0] for r in rows)
     padded = []
     for r in rows:
@@ -78,8 +73,7 @@ def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] 
 
 
 def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
-    """Frames (see to_uint8_hwc) -> looping GIF (PIL) at `fps`. Identical consecutive frames
-    are merged by PIL into one longer frame."""
+    """Frames -> looping GIF (PIL) at `fps` (PIL merges identical consecutive frames)."""
     imgs = [Image.fromarray(f) for f in to_uint8_hwc(frames)]
     buf = io.BytesIO()
     imgs[0].save(buf, format="GIF", save_all=True, append_images=imgs[1:],
@@ -88,11 +82,9 @@ def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
 
 
 def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
-    """Frames (see to_uint8_hwc) -> MP4 ('mp4v') with OpenCV; odd sizes padded to even (edge
-    pixels repeated). Checked by reading back; RuntimeError when OpenCV cannot write or read it."""
+    """Frames -> MP4 ('mp4v', OpenCV; odd sizes padded), read back: RuntimeError if that fails."""
     rgb = to_uint8_hwc(frames)
-    t, h, w, _ = rgb.shape
-    rgb = np.pad(rgb, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    rgb = np.pad(rgb, ((0, 0), (0, rgb.shape[1] % 2), (0, rgb.shape[2] % 2), (0, 0)), mode="edge")
     h, w = rgb.shape[1:3]
     with atomic_path(path, keep_suffix=True) as tmp:  # VideoWriter picks the container by it
         writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
@@ -112,9 +104,8 @@ def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
 
 def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, pad: int = 2,
                  min_height: int = 96) -> torch.Tensor:
-    """Several (T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video, panels separated by
-    `pad` white pixels, each labelled above. Small frames are upscaled (nearest) to at least
-    `min_height`; panels are resized to the tallest one; shorter videos hold their last frame."""
+    """(T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video of labelled panels, each upscaled
+    (nearest) to >= `min_height` and the tallest; shorter videos hold their last frame."""
     vids = [_upscale(v.detach().float().cpu(), min_height) for v in videos]
     h = max(v.shape[-2] for v in vids)
     vids = [v if v.shape[-2] == h else F.interpolate(
@@ -122,10 +113,7 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
     t = max(v.shape[0] for v in vids)
     vids = [torch.cat([v, v[-1:].expand(t - v.shape[0], -1, -1, -1)]) for v in vids]
     sep = torch.ones(t, 3, h, pad)
-    parts = []
-    for i, v in enumerate(vids):
-        parts += ([sep] if i else []) + [v.clamp(0, 1)]
-    body = torch.cat(parts, dim=-1)  # (T, 3, h, W')
+    body = torch.cat([p for v in vids for p in (sep, v.clamp(0, 1))][1:], dim=-1)  # (T, 3, h, W')
     if not labels:
         return body
     strip = np.full((16, body.shape[-1], 3), 255, np.uint8)  # each label centred above its panel
@@ -139,21 +127,18 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
 
 def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: Sequence[bool],
                        path: Optional[PathLike] = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
-    """(N, 3, H, W) frames in [0,1] at `times` -> one strip in time order, each frame labelled
-    't=...'; observed frames get a green border and 'obs'. Returns (3, H', W') float; also
-    writes a PNG when `path` is given."""
+    """(N, 3, H, W) frames in [0,1] at `times` -> (3, H', W') strip in time order, labelled 't=...',
+    observed frames outlined green (a PNG at `path` if given)."""
     order = sorted(range(len(times)), key=lambda i: float(times[i]))
     x = _upscale(frames.detach().float().cpu(), min_height)
     rgb = to_uint8_hwc(x)  # (N, h, w, 3)
     panels = []
     for i in order:
-        is_obs = bool(observed[i])
-        colour = OBS_COLOUR if is_obs else GRAY
         img = cv2.copyMakeBorder(rgb[i], border, border, border, border, cv2.BORDER_CONSTANT,
-                                 value=colour)
+                                 value=OBS_COLOUR if observed[i] else GRAY)
         top = np.full((28, img.shape[1], 3), 255, np.uint8)
         _text(top, f"t={float(times[i]):.3g}", (2, 12))
-        if is_obs:
+        if observed[i]:
             _text(top, "obs", (2, 25), colour=OBS_COLOUR)
         panels.append(np.concatenate([top, img], axis=0))
     gap = np.full((panels[0].shape[0], 2, 3), 255, np.uint8)
@@ -168,11 +153,8 @@ METRICS = (("ssim", "SSIM"), ("psnr", "PSNR (dB)"), ("lpips", "LPIPS"))  # (key,
 
 def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLike,
                           xlabel: str = "predicted frame index", integer_x: bool = True) -> np.ndarray:
-    """SSIM, PSNR and LPIPS curves side by side (matplotlib, Agg), written as a PNG and returned,
-    (320, 1200, 3) uint8 RGB. series: {name: list of dicts}, e.g. {"model": summary["per_index"]},
-    each dict with "index" (else its list position; any number unless integer_x) and a value per
-    metric (None or NaN: not measured, left out)."""
-    # matplotlib is loaded only when a plot is drawn, not by every importer
+    """SSIM, PSNR and LPIPS curves side by side, a (320, 1200, 3) uint8 PNG written and returned.
+    series: {name: [{"index": x, "ssim": ...}, ...]} (no index: list position; None, NaN: left out)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -180,18 +162,18 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
     fig = Figure(figsize=(4.0 * len(METRICS), 3.2), dpi=100, layout="constrained")
     canvas = FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(METRICS), sharex=True, squeeze=False)[0]
-    colours = [f"C{k}" for k in range(len(series))]  # one colour per series in every panel
     handles, indices = {}, set()
     for ax, (key, title) in zip(axes, METRICS):
-        for colour, (name, per) in zip(colours, series.items()):
+        for k, (name, per) in enumerate(series.items()):  # one colour per series in every panel
             pts = [(e.get("index", i), float(e[key])) for i, e in enumerate(per)
                    if e.get(key) is not None and math.isfinite(float(e[key]))]
             if pts:
                 xs, ys = zip(*pts)
                 indices.update(xs)
-                (handles[name],) = ax.plot(xs, ys, marker="o", markersize=4, color=colour,
-                                           label=name)
-        if not ax.lines:
+                (handles[name],) = ax.plot(xs, ys, "o-", markersize=4, color=f"C{k}", label=name)
+        if ax.lines:
+            ax.grid(True, color="0.9")
+        else:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="0.4",
                     transform=ax.transAxes)
             ax.set_yticks([])
@@ -199,8 +181,6 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
         ax.set_xlabel(xlabel)
         if integer_x:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        if ax.lines:
-            ax.grid(True, color="0.9")
     if len(indices) == 1 and integer_x:  # one frame index: one tick, not a fractional axis around it
         (x,) = indices
         axes[0].set_xlim(x - 1, x + 1)
