@@ -242,14 +242,11 @@ def prepare(args):
         items = sources.kth_items(src, args.split, args.hold_frames)
     elif args.name == "penn":
         items = sources.penn_items(src, args.size, args.split_file, args.test_ratio, args.seed)
-    elif args.name == "mgif":
-        items, split = sources.mgif_items(src, args.size, args.test_ratio, args.seed, args.clip_len,
-                                          args.split_by)
     elif args.name == "hurricane":
         items = sources.hurricane_items(src, args.test_ratio, args.seed)
-    else:
-        items, split = sources.custom_items(src, args.size, args.clip_len, args.test_ratio, args.seed,
-                                            args.split_by, args.hold_frames)
+    else:  # mgif, custom
+        items, split = sources.media_items(src, args.name == "mgif", args.size, args.clip_len, args.test_ratio,
+                                           args.seed, args.split_by, getattr(args, "hold_frames", False))
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
     previous = _read_report(args.dst, options)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)

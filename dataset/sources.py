@@ -262,7 +262,7 @@ def _penn_item(folder, name, split, why, size):
 
 # --- Moving GIF, custom footage ---
 
-def _media(src, gifs_only=False):
+def _media(src, gifs_only):
     """Video files, GIFs and frame folders (gifs_only: GIFs) under src, recursive -> sorted paths."""
     exts = GIF_EXTS if gifs_only else VIDEO_EXTS + GIF_EXTS
     found = []
@@ -274,10 +274,10 @@ def _media(src, gifs_only=False):
     return found
 
 
-def _names(find, base):
-    """{output name: path} of the media find(base) lists; a name taken twice is refused."""
+def _names(base, gifs_only):
+    """{output name: path} of the media under base; a name taken twice is refused."""
     names = {}
-    for path in find(base):
+    for path in _media(base, gifs_only):
         rel = os.path.relpath(path, base)
         name = _safe((rel if os.path.isdir(path) else os.path.splitext(rel)[0]).replace(os.sep, "__"))
         if name in names:
@@ -286,20 +286,29 @@ def _names(find, base):
     return names
 
 
-def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
-    """(items, split record or None) of the media under src (train/, test/ folders kept)."""
-    if any(os.path.isdir(os.path.join(src, s)) for s in ("train", "test")):
+def media_items(src, gifs_only, size, clip_len, test_ratio, seed, split_by, hold):
+    """(items, split record or None) of the videos, GIFs and frame folders under src (gifs_only:
+    Moving GIF's .gif files, resized, not squared); train/ and test/ subfolders kept."""
+    if os.path.isfile(src):
+        raise PrepareError(f"{src}: give a folder of videos (avi, mp4, gif, ...) or of frame folders")
+    prep = partial(resize_shorter_antialiased if gifs_only else square, size=size)
+    folders = {s: _names(os.path.join(src, s), gifs_only) for s in ("train", "test")
+               if os.path.isdir(os.path.join(src, s))}
+    names = {} if folders else _names(src, gifs_only)
+    if not names and not any(folders.values()):
+        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)"
+                           if gifs_only else f"{src}: no videos ({', '.join(VIDEO_EXTS + GIF_EXTS)}) "
+                           "and no folders of frames (jpg, png, bmp)")
+    if folders:
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
                   "does not apply")
         return [_media_item(split, p, n, prep, clip_len, hold, one_split(split))
-                for split in ("train", "test") if os.path.isdir(os.path.join(src, split))
-                for n, p in _names(find, os.path.join(src, split)).items()], None
+                for split, found in folders.items() for n, p in found.items()], None
     by = split_by or "video"
     if by == "clip" and not clip_len:
         raise PrepareError("--split_by clip puts the last clips of every video in test: give "
                            "--clip_len N to cut the videos into clips (or use --split_by video)")
-    names = _names(find, src)
     videos = []  # the split is chosen over the clips that will be written: refused ones left out
     for n, p in sorted(names.items()):
         try:
@@ -309,8 +318,6 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
             continue
         clips = usable(cut_clips(tl, clip_len, hold), hold)
         videos.append((n, len(frame_sequence(tl, hold)[0]), len(clips)))
-    if not videos:
-        return [], None
     test_clips = plan(videos, by, test_ratio, seed)
     record = describe(videos, test_clips, by, test_ratio, seed, clip_len)
     if test_ratio > 0 and not sum(test_clips.values()) and any(c for _, _, c in videos):
@@ -331,28 +338,6 @@ def _media_items(src, find, prep, clip_len, test_ratio, seed, split_by, hold):
 def _media_item(split, path, name, prep, clip_len, hold, split_of):
     return Item(split, path, None if clip_len else [name],
                 lambda: video_outputs(decode_any(path), name, prep, clip_len, hold, split_of))
-
-
-def mgif_items(src, size=0, test_ratio=0.1, seed=0, clip_len=0, split_by=None):
-    """(items, split record or None): .gif files, train/ and test/ subfolders kept."""
-    items, record = _media_items(src, lambda d: _media(d, gifs_only=True),
-                                 lambda a: resize_shorter_antialiased(a, size), clip_len, test_ratio, seed,
-                                 split_by, hold=False)
-    if not items:
-        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)")
-    return items, record
-
-
-def custom_items(src, size=128, clip_len=0, test_ratio=0.1, seed=0, split_by=None, hold=False):
-    """(items, split record or None): videos, GIFs and frame folders under src."""
-    if os.path.isfile(src):
-        raise PrepareError(f"{src}: give a folder of videos (avi, mp4, gif, ...) or of frame folders")
-    items, record = _media_items(src, _media, lambda a: square(a, size), clip_len, test_ratio, seed,
-                                 split_by, hold)
-    if not items:
-        raise PrepareError(f"{src}: no videos ({', '.join(VIDEO_EXTS + GIF_EXTS)}) "
-                           "and no folders of frames (jpg, png, bmp)")
-    return items, record
 
 
 # --- Hurricane ---
