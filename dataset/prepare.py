@@ -174,7 +174,7 @@ def _parser():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="name", required=True)
 
-    def add(name, help_, size=None, ratio=None):
+    def add(name, help_, size=None, ratio=None, clips=False, hold=False):
         q = sub.add_parser(name, help=help_, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         if name != "shapes":
             q.add_argument("src", help="source file or folder")
@@ -187,31 +187,29 @@ def _parser():
             q.add_argument("--test_ratio", type=float, default=ratio,
                            help="test share of videos (of clips with --split_by) if there is no split")
             q.add_argument("--seed", type=int, default=0, help="seed of that split")
+        if clips:
+            q.add_argument("--clip_len", type=int, default=0,
+                           help="cut videos into clips of this many frames (0: whole videos)")
+            q.add_argument("--split_by", choices=SPLIT_BY, default=None,
+                           help="no train/, test/ folders: whole videos to test (video, the default) "
+                                "or the last clips of every video (clip), see docs/data.md")
+        if hold:
+            q.add_argument("--hold_frames", action="store_true", help="repeat held frames (else clips "
+                           "that skip frames of the grid are refused)")
         return q
 
-    def clips(q):
-        q.add_argument("--clip_len", type=int, default=0,
-                       help="cut videos into clips of this many frames (0: whole videos)")
-        q.add_argument("--split_by", choices=SPLIT_BY, default=None,
-                       help="no train/, test/ folders: whole videos to test (video, the default) or "
-                            "the last clips of every video (clip), see docs/data.md")
-
-    def hold(q):
-        q.add_argument("--hold_frames", action="store_true",
-                       help="repeat held frames (else clips that skip frames of the grid are refused)")
-
-    q = add("kth", "KTH action zips (or unzipped .avi folders, or a {train,test}/*.npy layout)")
+    q = add("kth", "KTH action zips (or unzipped .avi folders, or a {train,test}/*.npy layout)",
+            hold=True)
     q.add_argument("--split", choices=("default", "svg"), default="default",
                    help="persons 1-16 train / 17-25 test (default, PredRNN), or 1-20 / 21-25 (svg)")
-    hold(q)
     q = add("penn", "Penn Action: frames/<id>/*.jpg and labels/<id>.mat", size=128, ratio=0.46)
     q.add_argument("--split_file", default=None,
                    help="text file of '<id> train|test' lines (else the labels' train flag)")
-    clips(add("mgif", "Moving GIF: .gif files (train/ and test/ subfolders kept)", size=0, ratio=0.1))
+    add("mgif", "Moving GIF: .gif files (train/ and test/ subfolders kept)", size=0, ratio=0.1,
+        clips=True)
     add("hurricane", "arrays (N, T, H, W, C) in .npy files", ratio=0.1)
-    q = add("custom", "any folder of videos (avi, mp4, gif, ...) or frame folders", size=128, ratio=0.1)
-    clips(q)
-    hold(q)
+    add("custom", "any folder of videos (avi, mp4, gif, ...) or frame folders", size=128, ratio=0.1,
+        clips=True, hold=True)
     q = add("shapes", "generate the built-in moving-shapes data set")
     for k in SHAPES_OPTIONS:
         q.add_argument(f"--{k}", type=int, default=None)
@@ -245,8 +243,9 @@ def prepare(args):
     elif args.name == "hurricane":
         items = sources.hurricane_items(src, args.test_ratio, args.seed)
     else:  # mgif, custom
-        items, split = sources.media_items(src, args.name == "mgif", args.size, args.clip_len, args.test_ratio,
-                                           args.seed, args.split_by, getattr(args, "hold_frames", False))
+        items, split = sources.media_items(src, args.name == "mgif", args.size, args.clip_len,
+                                           args.test_ratio, args.seed, args.split_by,
+                                           getattr(args, "hold_frames", False))
     options = {k: v for k, v in sorted(vars(args).items()) if k not in ("quiet", "dst")}
     previous = _read_report(args.dst, options)
     summary = run_items(items, args.dst, args.name, progress=not args.quiet)

@@ -296,9 +296,9 @@ def media_items(src, gifs_only, size, clip_len, test_ratio, seed, split_by, hold
                if os.path.isdir(os.path.join(src, s))}
     names = {} if folders else _names(src, gifs_only)
     if not names and not any(folders.values()):
-        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/test/*.gif)"
-                           if gifs_only else f"{src}: no videos ({', '.join(VIDEO_EXTS + GIF_EXTS)}) "
-                           "and no folders of frames (jpg, png, bmp)")
+        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and "
+                           "moving-gif/test/*.gif)" if gifs_only else f"{src}: no videos "
+                           f"({', '.join(VIDEO_EXTS + GIF_EXTS)}) and no folders of frames (jpg, png, bmp)")
     if folders:
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
