@@ -131,12 +131,9 @@ def _copied_npy(split, path, stem):
 
 
 def npy_layout_items(src):
-    items = []
-    for split in ("train", "test"):
-        for path in list_clips(os.path.join(src, split)):  # none where the folder is missing
-            stem = os.path.basename(path)[:-len(".npy")]
-            items.append(Item(split, path, [stem], lambda sp=split, p=path, s=stem: _copied_npy(sp, p, s)))
-    return items
+    clips = [(split, p, os.path.basename(p)[:-len(".npy")]) for split in ("train", "test")
+             for p in list_clips(os.path.join(src, split))]  # none where the folder is missing
+    return [Item(split, p, [stem], partial(_copied_npy, split, p, stem)) for split, p, stem in clips]
 
 
 # --- KTH ---
@@ -154,28 +151,26 @@ def _kth_item(name, source, decode, scheme, hold):
                 lambda: video_outputs(decode(), stem, lambda a: a, 0, hold, one_split(split)))
 
 
-def _zip_decoder(zpath, member):
-    def decode():
-        with tempfile.TemporaryDirectory(prefix="kth-", ignore_cleanup_errors=True) as tmp:
-            out = os.path.join(tmp, "video.avi")
-            with zipfile.ZipFile(zpath) as zf, zf.open(member) as f, open(out, "wb") as g:
-                shutil.copyfileobj(f, g)
-            return decode_video(out)
-    return decode
+def _decode_zip_member(zpath, member):
+    with tempfile.TemporaryDirectory(prefix="kth-", ignore_cleanup_errors=True) as tmp:
+        out = os.path.join(tmp, "video.avi")
+        with zipfile.ZipFile(zpath) as zf, zf.open(member) as f, open(out, "wb") as g:
+            shutil.copyfileobj(f, g)
+        return decode_video(out)
 
 
 def kth_items(src, scheme="default", hold=False):
     """Per-action zips of .avi, or folders of .avi."""
     paths = [src] if os.path.isfile(src) else [
         os.path.join(d, n) for d, _, files in sorted(os.walk(src)) for n in sorted(files)]
-    found = [(p, lambda p=p: decode_video(p)) for p in paths if p.lower().endswith(".avi")]
+    found = [(p, partial(decode_video, p)) for p in paths if p.lower().endswith(".avi")]
     for z in (p for p in paths if p.lower().endswith(".zip")):
         try:
             with zipfile.ZipFile(z) as zf:
                 members = [m for m in zf.namelist() if m.lower().endswith(".avi")]
         except zipfile.BadZipFile:
             raise PrepareError(f"{z}: not a readable zip archive (a partial download?)") from None
-        found += [(f"{z}:{m}", _zip_decoder(z, m)) for m in members]
+        found += [(f"{z}:{m}", partial(_decode_zip_member, z, m)) for m in members]
     names = {}  # the first source of each video name
     for source, decode in found:
         names.setdefault(os.path.basename(source), (source, decode))
@@ -381,8 +376,7 @@ def hurricane_items(src, test_ratio=0.1, seed=0):
                   f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
         seeded = seeded_split(rest, test_ratio, seed)
         seqs = [(p, i, n, split or seeded[n]) for p, i, n, split in seqs]
-    return [Item(split, f"{p}[{i}]", [n], lambda p=p, i=i, n=n, split=split: _hurricane_seq(p, i, n, split))
-            for p, i, n, split in seqs]
+    return [Item(split, f"{p}[{i}]", [n], partial(_hurricane_seq, p, i, n, split)) for p, i, n, split in seqs]
 
 
 def _hurricane_seq(path, i, name, split):
