@@ -13,6 +13,7 @@ import torch
 from utils.atomic import atomic_write_with
 
 CKPT_RE = re.compile(r"^ckpt_(\d+)\.pth$")
+WRAPPER_PREFIXES = re.compile(r"^(?:module\.|_orig_mod\.)+")  # DDP's, torch.compile's
 
 
 class CheckpointError(FileNotFoundError):
@@ -71,9 +72,9 @@ def resolve_checkpoint(folder, which=None) -> Path:
         return path
     if isinstance(which, int) or str(which).strip().isdigit():
         step = int(which)
-        for p in list_checkpoints(folder):
-            if checkpoint_step(p) == step:
-                return p
+        path = {checkpoint_step(p): p for p in list_checkpoints(folder)}.get(step)
+        if path is not None:
+            return path
         raise CheckpointError(f"no checkpoint for step {step} ({checkpoint_path(folder, step)}); "
                               f"{_available(folder)}")
     for cand in (Path(which), folder / which):
@@ -102,12 +103,7 @@ def load_checkpoint(path, map_location="cpu"):
 
 def strip_prefixes(state: dict) -> OrderedDict:
     """Drop leading 'module.' (DDP) and '_orig_mod.' (torch.compile) from every key."""
-    out = OrderedDict()
-    for k, v in state.items():
-        while k.startswith(("module.", "_orig_mod.")):
-            k = k.split(".", 1)[1]
-        out[k] = v
-    return out
+    return OrderedDict((WRAPPER_PREFIXES.sub("", k), v) for k, v in state.items())
 
 
 def generator_state_from(obj) -> OrderedDict:

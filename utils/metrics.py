@@ -42,15 +42,13 @@ def ssim_skimage(gray_a, gray_b):
 
 def _filter_valid(maps, taps):
     """Separable 'valid' correlation of (..., H, W) with `taps` along H, W -> (..., H-10, W-10)."""
-    r = len(taps) - 1
-    h, w = maps.shape[-2] - r, maps.shape[-1] - r
-    z = maps[..., 0:h, :] * taps[0]
-    for i in range(1, len(taps)):
-        z.add_(maps[..., i:i + h, :], alpha=taps[i])
-    y = z[..., 0:w] * taps[0]
-    for i in range(1, len(taps)):
-        y.add_(z[..., i:i + w], alpha=taps[i])
-    return y
+    for dim in (-2, -1):
+        n = maps.shape[dim] - len(taps) + 1
+        out = maps.narrow(dim, 0, n) * taps[0]
+        for i in range(1, len(taps)):
+            out.add_(maps.narrow(dim, i, n), alpha=taps[i])
+        maps = out
+    return maps
 
 
 def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
