@@ -57,22 +57,15 @@ class EncoderZ0ODEConvGRU(nn.Module):
 
     def walk(self, feats: torch.Tensor, tp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """feats (b, T, c, h, w), tp (T,), mask (b, T, 1) -> the last hidden state (b, c, h, w)."""
-        euler_step = self.z0_diffeq_solver
-        cell = self.cell_list[0]
+        euler_step, cell = self.z0_diffeq_solver, self.cell_list[0]
         T = feats.size(1)
         y = feats.new_zeros(feats.shape[:1] + feats.shape[2:])  # (b, c, h, w)
-        if self.run_backwards:
-            order = range(T - 1, -1, -1)
-            t_prev, t_cur = tp[-1] + 0.01, tp[-1]
-        else:
-            order = range(T)
-            t_prev, t_cur = tp[0] - 0.01, tp[0]
-        for n, i in enumerate(order):
+        order = range(T - 1, -1, -1) if self.run_backwards else range(T)
+        t_prev = tp[-1] + 0.01 if self.run_backwards else tp[0] - 0.01
+        for i in order:
             # h_i^- = ODESolve(f_theta, h_{i-1}, (t_{i-1}, t_i)): one explicit Euler step
-            y_ode = euler_step(y, t_prev, t_cur)
+            y_ode = euler_step(y, t_prev, tp[i])
             # h_i = ConvGRU(h_i^-, E(X_{t_i})) (an unobserved slot keeps h_i^-)
             y = cell(feats[:, i], y_ode, mask[:, i])
-            if n + 1 < T:
-                nxt = order[n + 1]
-                t_prev, t_cur = tp[i], tp[nxt]
+            t_prev = tp[i]
         return y

@@ -48,11 +48,10 @@ def seq_length(opt: Any) -> int:
 def create_netD(opt: Any, device: torch.device | str | None = None
                 ) -> tuple[Discriminator, Discriminator, torch.optim.Adamax]:
     """The image D, the sequence D and one Adamax over both (reference: create_netD)."""
-    netD_img = Discriminator(getattr(opt, "input_dim", 3)).to(device)
-    netD_seq = Discriminator(getattr(opt, "input_dim", 3) * seq_length(opt)).to(device)
-    params = list(netD_img.parameters()) + list(netD_seq.parameters())
-    optimizer_netD = torch.optim.Adamax(params, lr=opt.lr)
-    return netD_img, netD_seq, optimizer_netD
+    c = getattr(opt, "input_dim", 3)
+    netD_img, netD_seq = Discriminator(c).to(device), Discriminator(c * seq_length(opt)).to(device)
+    optimizer = torch.optim.Adamax([*netD_img.parameters(), *netD_seq.parameters()], lr=opt.lr)
+    return netD_img, netD_seq, optimizer
 
 
 def make_sequences(observed: torch.Tensor, frames: torch.Tensor, extrap: bool) -> torch.Tensor:

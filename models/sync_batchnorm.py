@@ -22,13 +22,6 @@ class _AllReduceSum(torch.autograd.Function):
         return grad, None
 
 
-def _group_size(group):
-    dist = torch.distributed
-    if not (dist.is_available() and dist.is_initialized()):
-        return 1
-    return dist.get_world_size(group)
-
-
 class SyncStepBatchNorm2d(StepBatchNorm2d):
     """StepBatchNorm2d with statistics over every process's batch (--sync_bn under torchrun).
 
@@ -48,7 +41,9 @@ class SyncStepBatchNorm2d(StepBatchNorm2d):
 
     def forward(self, x: torch.Tensor, n_steps: int = 1) -> torch.Tensor:
         """x (n_steps * b, C, H, W) step-major -> (n_steps * b, C, H, W)."""
-        if not self.training or _group_size(self.process_group) == 1:
+        dist = torch.distributed
+        if not (self.training and dist.is_available() and dist.is_initialized()
+                and dist.get_world_size(self.process_group) > 1):
             return super().forward(x, n_steps)
         kb, c, h, w = x.shape
         b = kb // n_steps
