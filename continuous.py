@@ -7,7 +7,6 @@ from fractions import Fraction
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ METRIC_KEYS = ("ssim", "psnr", "mse", "psnr_per_frame_mean", "lpips")  # each ro
 
 
 def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
-              horizon: Optional[float] = None) -> list[tuple[str, str, list[float], list[bool]]]:
+              horizon: float | None = None) -> list[tuple[str, str, list[float], list[bool]]]:
     """[(name, description, times, scored flags)] in input frame units for an N-frame input."""
     p = predicted_frames(run_opt) if run_opt.extrap else 0
     times = grid_times(n, fps_factor, run_opt.extrap, None, p)
@@ -89,27 +88,22 @@ def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
     k = frame_stride(run_opt)
     b = mask.size(0)
     obs = mask.reshape(b, n_obs) > 0.5
-    keys: list[tuple[str, int]] = []
+    keys: dict[tuple[str, int], int] = {}  # each key's row index, in order of appearance
     rows = torch.empty(b, int(scored.sum()), dtype=torch.int64)
     for col, idx in enumerate(i[scored].tolist()):
         gi, mi = int(g[idx]), int(m[idx])
         for c in range(b):
-            if mi % k:
-                key = ("held_out", mi)
-            elif mi == 0 and not run_opt.extrap and bool(obs[c, gi]):
-                key = ("observed", 0)
-            else:
-                key = ("grid", mi)
-            if key not in keys:
-                keys.append(key)
-            rows[c, col] = keys.index(key)
-    return scored, keys, rows
+            key = (("held_out", mi) if mi % k
+                   else ("observed", 0) if mi == 0 and not run_opt.extrap and bool(obs[c, gi])
+                   else ("grid", mi))
+            rows[c, col] = keys.setdefault(key, len(keys))
+    return scored, list(keys), rows
 
 
 class HeldOut:
     """The held-out-frames evaluation of a --frame_stride run, batch by batch."""
 
-    def __init__(self, run_opt: SimpleNamespace, lpips_model: Optional[torch.nn.Module],
+    def __init__(self, run_opt: SimpleNamespace, lpips_model: torch.nn.Module | None,
                  device: torch.device):
         self.run_opt, self.lpips_model, self.device = run_opt, lpips_model, device
         self.d = stored_frames_per_slot(run_opt)

@@ -193,11 +193,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from dataloader import DataError
     from runs import RunError, RunFinished
     from utils.checkpoint import CheckpointError
-    module, function = {"train": ("trainer", "train"), "test_met": ("tester", "test_met"),
-                        "generate": ("generate", "generate"),
-                        "eval_continuous": ("continuous", "eval_continuous")}[opt.phase]
+    module = {"train": "trainer", "test_met": "tester", "generate": "generate",  # its function: opt.phase
+              "eval_continuous": "continuous"}[opt.phase]
     try:
-        getattr(importlib.import_module(module), function)(opt)
+        getattr(importlib.import_module(module), opt.phase)(opt)
     except RunFinished as e:
         if os.environ.get("RANK", "0") == "0":
             print(e)

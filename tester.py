@@ -7,7 +7,6 @@ from argparse import Namespace
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import torch
 from torch.utils.data import DataLoader
@@ -30,7 +29,7 @@ class Evaluator:
     """Runs a generator over the test split and accumulates the model's and the baseline's metrics."""
 
     def __init__(self, run_opt: SimpleNamespace, model: torch.nn.Module, device: torch.device,
-                 lpips_model: Optional[torch.nn.Module]):
+                 lpips_model: torch.nn.Module | None):
         self.run_opt, self.model, self.device = run_opt, model, device
         self.acc, self.acc_base = (MetricAccumulator(lpips_model, device) for _ in range(2))
         self.n_clips = 0
@@ -50,7 +49,7 @@ class Evaluator:
         return tuple(to_unit(x, self.run_opt.input_norm) for x in (pred, gt, base))
 
     def update(self, batch: dict,
-               save_dir: Optional[Path] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               save_dir: Path | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Predict one batch and add its metrics (and PNGs to save_dir); returns predict's tuple."""
         pred, gt, base = self.predict(batch)
         self.acc.update(pred, gt)

@@ -6,7 +6,6 @@ import time
 from argparse import Namespace
 from itertools import islice
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -112,7 +111,7 @@ class Trainer:
             self.log.test_loss(total / n, st.step, st.epoch, last)
         return total / max(n, 1)
 
-    def one_step(self, batch: dict, start: float, stop: StopFlag) -> Optional[str]:
+    def one_step(self, batch: dict, start: float, stop: StopFlag) -> str | None:
         """One training iteration with its logging and checkpoints; returns why to stop, or None."""
         opt, st = self.opt, self.state
         t0 = time.time()

@@ -1,7 +1,6 @@
 """Which frames of a clip to read and their mask (docs/algorithm.md section 2); the time stamps are timeaxis's."""
 from argparse import Namespace
 from dataclasses import dataclass
-from typing import Tuple
 
 import numpy as np
 
@@ -72,7 +71,7 @@ def check_sizes(opt: Namespace) -> None:
                         f"(got {w} and {s}): each half of the window gets half of the samples")
 
 
-def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Frame indices (T,) int64 and mask (T,) float32 for a clip of `length` frames."""
     k = plan.frame_stride
     if k == 1:
@@ -85,7 +84,7 @@ def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.n
     return stored_index(idx, k, offset), mask
 
 
-def _sample_frames(length: int, plan: Plan, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _sample_frames(length: int, plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """sample_clip on a clip seen at every frame."""
     s, w = plan.sample_size, plan.window_size
     if not plan.irregular:

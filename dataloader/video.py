@@ -2,7 +2,6 @@
 uint8 frames (T, H, W, 3) with their times: for generate --input and dataset/sources.py."""
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import av
 import cv2
@@ -25,11 +24,11 @@ class SkipItem(Exception):
 class Timeline:
     """When each decoded frame is shown, and the frame grid its container declares."""
     decoded: int                   # frames decoded (probe_any of a GIF: frames it declares)
-    times: Optional[np.ndarray]    # (decoded,) float64 seconds; None: no timestamps (frame folders)
-    rate: Optional[float]          # the container's frame rate (1/s); None: no regular grid
-    declared: Optional[int]        # frames the container's header declares; None if it does not say
+    times: np.ndarray | None       # (decoded,) float64 seconds; None: no timestamps (frame folders)
+    rate: float | None             # the container's frame rate (1/s); None: no regular grid
+    declared: int | None           # frames the container's header declares; None if it does not say
     decoder: str                   # "pyav", "opencv", "pil" or "images"
-    fallback: Optional[str] = None  # why PyAV was not used, or how its times were mended
+    fallback: str | None = None    # why PyAV was not used, or how its times were mended
 
 
 @dataclass

@@ -1,7 +1,6 @@
 """Train/test splits for sources that come without one: a seeded share of names (Penn, Hurricane),
 or for videos cut into clips (custom, mgif) --split_by video or clip (docs/data.md, "Splits")."""
 import math
-from typing import Dict, List, Tuple
 
 import numpy as np
 
@@ -25,7 +24,7 @@ def clip_test_count(n_clips: int, test_ratio: float) -> int:
     return min(n_clips, max(0, math.ceil(test_ratio * n_clips - 1e-9)))
 
 
-def video_test_set(clips: Dict[str, int], test_ratio: float, seed: int) -> set:
+def video_test_set(clips: dict[str, int], test_ratio: float, seed: int) -> set:
     """The test videos whose share of clips is the closest to test_ratio (one of each split when two
     or more): an exact subset-sum search over bitsets, the seed picking among equal sums."""
     names = sorted(n for n, c in clips.items() if c > 0)
@@ -56,7 +55,7 @@ def empty_test(why: str, fix: str = "give more videos, or cut them into clips an
     return f"the test split is empty ({why}), so a run would have nothing to evaluate on: {fix}"
 
 
-def plan(videos: List[Tuple[str, int, int]], by: str, test_ratio: float, seed: int) -> Dict[str, int]:
+def plan(videos: list[tuple[str, int, int]], by: str, test_ratio: float, seed: int) -> dict[str, int]:
     """{video: its test clips} for videos [(name, frames, clips)] split `by` video or clip."""
     clips = {n: c for n, _, c in videos}
     if by == "clip":

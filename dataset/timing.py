@@ -1,7 +1,6 @@
 """Decoded frames against their container's frame grid (fitted to the times by least squares):
 gaps, duplicates, held frames, clips (docs/data.md)."""
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -14,7 +13,7 @@ def has_grid(tl: Timeline) -> bool:
     return tl.times is not None and tl.rate is not None and tl.decoded > 0
 
 
-def grid(tl: Timeline) -> Tuple[np.ndarray, float, float]:
+def grid(tl: Timeline) -> tuple[np.ndarray, float, float]:
     """(slot of each decoded frame (decoded,) int64, time of slot 0, period in seconds); without a
     grid: slots 0, 1, 2, ... and no times (nan). Each frame goes to the nearest slot of the fit."""
     if not has_grid(tl):
@@ -65,11 +64,11 @@ def frame_sequence(tl: Timeline, hold: bool):
 class Clip:
     k: int                         # its place among the video's clips (names stay when one is refused)
     index: np.ndarray              # (clip_len,) int: the decoded frame at each clip frame
-    times: Optional[np.ndarray]    # (clip_len,) float64 seconds, None without timestamps
+    times: np.ndarray | None       # (clip_len,) float64 seconds, None without timestamps
     missing: int                   # grid places the clip skips: > 0 would compress its time
 
 
-def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
+def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> list[Clip]:
     """The video's clips of `clip_len` frames (0: the whole video as one clip)."""
     index, times, skipped = frame_sequence(tl, hold)
     length = clip_len or len(index)
@@ -78,7 +77,7 @@ def cut_clips(tl: Timeline, clip_len: int, hold: bool) -> List[Clip]:
             for k, c in enumerate(cuts)]
 
 
-def usable(clips: List[Clip], hold: bool) -> List[Clip]:
+def usable(clips: list[Clip], hold: bool) -> list[Clip]:
     """The clips that may be written: all with `hold`, else those that skip no grid place."""
     return [c for c in clips if hold or c.missing == 0]
 

@@ -3,7 +3,6 @@ with another process count or --batch_size (docs/resume.md)."""
 import random
 from argparse import Namespace
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ class TrainState:
         self.optG, self.optD, self.scaler = optG, optD, scaler
         self.rank, self.world, self.main = rank, world, rank == 0
         self.epoch, self.step, self.batch_in_epoch, self.n_batches = 0, 0, 0, 0
-        self.last_ckpt: Optional[Path] = None
+        self.last_ckpt: Path | None = None
 
     def state(self) -> dict:
         """What a checkpoint holds (rank 0's RNG streams; save() adds every process's)."""
@@ -63,7 +62,7 @@ class TrainState:
             self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # also a barrier
         return self.last_ckpt
 
-    def start(self, path: Optional[Path], obj: Optional[dict], n_clips: int, n_batches: int) -> None:
+    def start(self, path: Path | None, obj: dict | None, n_clips: int, n_batches: int) -> None:
         """Resume from `path` holding `obj` (None: a new run); set this process's RNG streams."""
         self.n_batches = n_batches
         if not (path and self._load_resume(path, obj, n_clips)):
