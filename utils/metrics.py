@@ -68,11 +68,7 @@ def ssim_batched(a, b, data_range=255.0, dtype=torch.float64, chunk=None):
     out = []
     for i in range(0, n, chunk):
         x, y = a[i:i + chunk].to(dtype), b[i:i + chunk].to(dtype)  # (c, H, W)
-        maps = torch.empty((5,) + x.shape, dtype=dtype, device=a.device)
-        maps[0], maps[1] = x, y
-        torch.mul(x, x, out=maps[2])
-        torch.mul(y, y, out=maps[3])
-        torch.mul(x, y, out=maps[4])
+        maps = torch.stack([x, y, x * x, y * y, x * y])  # (5, c, H, W)
         ux, uy, uxx, uyy, uxy = _filter_valid(maps, taps)  # each (c, H-10, W-10)
         uxuy = ux * uy
         ux.mul_(ux)
