@@ -123,10 +123,8 @@ class Trainer:
         # Every stop decision is taken by all processes together (one all-reduce; one host read
         # per step): a NaN on any process, Ctrl-C seen by any process, any process's clock.
         time_up = bool(opt.max_minutes and (time.time() - start) / 60 >= opt.max_minutes)
-        flags = torch.stack([out["loss_G"].detach().float().to(self.device),
-                             out["loss_D"].detach().float().to(self.device),
-                             torch.tensor(float(stop.set), device=self.device),
-                             torch.tensor(float(time_up), device=self.device)])
+        flags = torch.cat([torch.stack([out["loss_G"], out["loss_D"]]).detach().float().to(self.device),
+                           torch.tensor([float(stop.set), float(time_up)], device=self.device)])
         loss_G, loss_D, stop_votes, time_votes = dist.sum_over_processes(flags).tolist()
         loss_G, loss_D = loss_G / self.world, loss_D / self.world
         if not (math.isfinite(loss_G) and math.isfinite(loss_D)):
