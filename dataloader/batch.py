@@ -31,18 +31,12 @@ def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor,
         if time_steps.numel() != n_obs:
             raise ValueError(f"test-time interpolation: {time_steps.numel()} time stamps for "
                              f"{n_obs} observed frames")
-        observed = data[keep].reshape(b, n_obs, *data.shape[2:])  # (b, T_obs, c, h, w)
+        obs = data[keep].reshape(b, n_obs, *data.shape[2:])  # (b, T_obs, c, h, w)
+        obs_tp, obs_mask = time_steps, torch.ones(b, n_obs, 1, dtype=data.dtype)
+        pred = to_predict = data  # the full clip, unmasked, as the reference passes it
+        pred_tp = timeaxis.model_times(range(t), t)  # all S frames at k / S
         pred_mask = 1.0 - mask
         pred_mask[:, -1] = 0.0  # the reference never predicts the last frame
-        batch = {
-            "observed_data": observed,
-            "observed_tp": time_steps.clone(),
-            "observed_mask": torch.ones(b, n_obs, 1, dtype=data.dtype),
-            "data_to_predict": data,  # the full clip, unmasked, as the reference passes it
-            "tp_to_predict": timeaxis.model_times(range(t), t),  # all S frames at k / S
-            "mask_predicted_data": pred_mask,
-            "original_data_to_predict": data,
-        }
     else:
         if opt.extrap:
             n = t // 2
@@ -52,16 +46,10 @@ def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor,
             obs, obs_tp, obs_mask = data, time_steps, mask
             pred, pred_tp = data, time_steps
             pred_mask = 1.0 - mask if predict_unobserved else mask
-        batch = {
-            "observed_data": _masked(obs, obs_mask),
-            "observed_tp": obs_tp.clone(),
-            "observed_mask": obs_mask.clone(),
-            "data_to_predict": _masked(pred, pred_mask),
-            "tp_to_predict": pred_tp.clone(),
-            "mask_predicted_data": pred_mask.clone(),
-            "original_data_to_predict": pred,
-        }
-    batch["mode"] = mode
+        obs, to_predict = _masked(obs, obs_mask), _masked(pred, pred_mask)
+    batch = {"observed_data": obs, "observed_tp": obs_tp.clone(), "observed_mask": obs_mask.clone(),
+             "data_to_predict": to_predict, "tp_to_predict": pred_tp.clone(),
+             "mask_predicted_data": pred_mask.clone(), "original_data_to_predict": pred, "mode": mode}
     if clip_index is not None:
         batch["clip_index"] = torch.as_tensor(clip_index, dtype=torch.int64)
     return batch
