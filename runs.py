@@ -63,14 +63,16 @@ class LoadedRun(NamedTuple):
     device: torch.device
 
 
-def resolve_device(name: Optional[str] = "auto") -> torch.device:
-    """--device: "auto" (CUDA when available, else the CPU) or a torch device name."""
-    if name in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+def start_process(opt: Namespace | SimpleNamespace) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) of this process: torch's CPU threads set (--num_threads; 0: torch's
+    default), --device resolved ("auto": CUDA when available), torchrun's process group joined."""
+    if getattr(opt, "num_threads", 0):
+        torch.set_num_threads(opt.num_threads)
+    auto = opt.device in (None, "", "auto")
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else opt.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RunError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
-    return device
+        raise RunError(f"--device {opt.device}: CUDA is not available on this machine; use --device cpu")
+    return dist.init_distributed(device)  # under torchrun: cuda:LOCAL_RANK
 
 
 def new_run_dirs(opt: Namespace) -> tuple[Path, Path]:
@@ -235,8 +237,7 @@ def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
         raise RunError(f"the run's data ({run_opt.dataset}) is not in {folder.resolve()}: --data_root "
                        f"{run_opt.data_root} comes from the run's options.json. If the data moved, give "
                        f"--data_root NEW_FOLDER (the folder holding {folder.name}/{{train,test}})")
-    configure_threads(run_opt)
-    _, _, device = dist.init_distributed(resolve_device(opt.device))  # under torchrun: cuda:LOCAL_RANK
+    _, _, device = start_process(run_opt)
     path = resolve_checkpoint(run_opt.checkpoint_dir, opt.ckpt)  # a missing folder has no checkpoint
     obj = load_checkpoint(path, map_location="cpu")
     model = VidODE(run_opt, device)
@@ -249,12 +250,6 @@ def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
     model.train(not opt.bn_running_stats)
     apply_speed_options(run_opt, model)  # --channels_last, --compile
     return LoadedRun(run_opt, model, path, obj.get("step") if "netG" in obj else None, device)
-
-
-def configure_threads(opt: Namespace | SimpleNamespace) -> None:
-    """--num_threads: torch's CPU threads (0 leaves torch's default)."""
-    if getattr(opt, "num_threads", 0):
-        torch.set_num_threads(opt.num_threads)
 
 
 def describe_run(opt: Namespace | SimpleNamespace, device: torch.device) -> str:

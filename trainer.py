@@ -15,8 +15,7 @@ from dataloader import batch_to_device, build_loaders
 from models import VidODE, create_netD, train_step, update_learning_rate
 from models.performance import apply_speed_options, make_grad_scaler
 from models.sync_batchnorm import convert_sync_batchnorm
-from runs import (RunError, configure_threads, describe_run, record_resume, resolve_device, resume_run,
-                  training_run_dirs)
+from runs import RunError, describe_run, record_resume, resume_run, start_process, training_run_dirs
 from utils import distributed as dist
 from utils.train_log import TrainLog
 from utils.train_state import TrainState, seed_everything
@@ -63,8 +62,7 @@ class Trainer:
 
     def __init__(self, opt: Namespace):
         self.opt = opt
-        configure_threads(opt)
-        self.rank, self.world, self.device = dist.init_distributed(resolve_device(opt.device))
+        self.rank, self.world, self.device = start_process(opt)
         self.main = self.rank == 0
         # --resume: the run's options (from its checkpoint) into opt, before anything is built from them
         resume = resume_run(opt, self.world) if opt.resume else None
