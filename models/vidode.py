@@ -19,9 +19,8 @@ def as_step_mask(mask: torch.Tensor, b: int, T: int) -> torch.Tensor:
 
 
 def select_steps(x: torch.Tensor, step_mask: torch.Tensor, n_kept: int) -> torch.Tensor:
-    """Each sample's kept steps in time order: x (b, T, ...), step_mask bool (b, T) -> (b, K, ...).
-
-    Every sample must keep the same number K of steps (`n_kept`, known on the host)."""
+    """Each sample's kept steps in time order: x (b, T, ...), step_mask bool (b, T) -> (b, K, ...);
+    every sample keeps the same number K = `n_kept` of steps (known on the host)."""
     b = x.size(0)
     return x[step_mask].reshape(b, n_kept, *x.shape[2:])
 
@@ -65,12 +64,9 @@ class VidODE(nn.Module):
     def get_reconstruction(self, time_steps_to_predict: torch.Tensor, truth: torch.Tensor,
                            truth_time_steps: torch.Tensor, mask: torch.Tensor | None = None,
                            out_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
-        """Predict frames at `time_steps_to_predict` from observed frames.
-
-        truth (b, T, C, H, W) observed frames (unobserved ones zeroed), truth_time_steps (T,),
-        mask (b, T, 1) observed mask, time_steps_to_predict (T',), out_mask (b, T'[, 1]) steps
-        to output. Returns pred_x (b, K, C, H, W) and a dict of intermediate tensors.
-        """
+        """Frames at `time_steps_to_predict` (T',) from observed frames truth (b, T, C, H, W)
+        (unobserved ones zeroed) at truth_time_steps (T,), mask (b, T, 1); out_mask (b, T'[, 1]):
+        the steps to output. -> pred_x (b, K, C, H, W) and a dict of intermediate tensors."""
         dev = self.device
         if truth.dim() != 5:
             raise ValueError(f"observed frames must be (b, T, C, H, W), got shape {tuple(truth.shape)}")
@@ -118,16 +114,9 @@ class VidODE(nn.Module):
         return pred_x, extra
 
     # ------------------------------------------------------------------ losses
-    def forward(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """compute_all_losses, as the module's forward (DistributedDataParallel needs one)."""
-        return self.compute_all_losses(batch_dict)
-
     def compute_all_losses(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
-        """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction.
-
-        Returns loss, loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...),
-        and the extra tensors of get_reconstruction.
-        """
+        """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction: loss,
+        loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...), get_reconstruction's extra."""
         pred_x, extra = self.get_reconstruction(
             time_steps_to_predict=batch_dict["tp_to_predict"], truth=batch_dict["observed_data"],
             truth_time_steps=batch_dict["observed_tp"], mask=batch_dict["observed_mask"],
@@ -145,3 +134,5 @@ class VidODE(nn.Module):
         loss = loss_recon + loss_diff
         return {"loss": loss, "loss_recon": loss_recon, "loss_diff": loss_diff,
                 "pred_y": pred_x, "target": target, **extra}
+
+    forward = compute_all_losses  # the module's forward, which DistributedDataParallel calls
