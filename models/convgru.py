@@ -28,13 +28,9 @@ class ConvGRUCell(nn.Module):
 
 
 class EncoderZ0ODEConvGRU(nn.Module):
-    """Reference name: Encoder_z0_ODE_ConvGRU. Keys: z0_diffeq_solver.ode_func.gradient_net.*,
-    cell_list.0.*, transform_z0.*.
-
-    Between frames the state follows the encoder ODE `ode_func` for one explicit Euler step
-    (`z0_diffeq_solver`, the reference's name); at each frame the ConvGRU cell folds the
-    frame's features in.
-    """
+    """The reference's Encoder_z0_ODE_ConvGRU (keys z0_diffeq_solver.ode_func.gradient_net.*,
+    cell_list.0.*, transform_z0.*): between frames the state follows the encoder ODE for one
+    explicit Euler step (z0_diffeq_solver), at each frame the ConvGRU cell folds its features in."""
 
     def __init__(self, hidden_dim: int, ode_func: ODEFunc, run_backwards: bool = True):
         super().__init__()

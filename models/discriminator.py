@@ -55,13 +55,9 @@ def create_netD(opt: Any, device: torch.device | str | None = None
 
 
 def make_sequences(observed: torch.Tensor, frames: torch.Tensor, extrap: bool) -> torch.Tensor:
-    """Sequence-D inputs for every predicted step, concatenated step-major.
-
-    observed (b, T_obs, c, h, w), frames (b, K, c, h, w) (predictions or true frames).
-    extrap: step i is observed[i:] followed by frames[:i + 1] (T_obs + 1 frames).
-    interp: step i is the observed sequence with frame i replaced by frames[i].
-    -> (K * b, n_frames * c, h, w)
-    """
+    """Sequence-D inputs of every predicted step, step-major: observed (b, T_obs, c, h, w), frames
+    (b, K, c, h, w) (predicted or true) -> (K * b, n_frames * c, h, w). Step i: extrap, observed[i:]
+    then frames[:i + 1]; interp, the observed sequence with frame i replaced by frames[i]."""
     b, K = frames.shape[:2]
     seqs = []
     for i in range(K):
@@ -79,11 +75,8 @@ def flatten_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def lsgan_d_loss(netD: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)); fake is detached.
-
-    Real and fake go through D in one call (InstanceNorm is per sample, so this equals two
-    calls), which DistributedDataParallel needs: one forward per backward.
-    """
+    """0.5 * (mean((D(real) - 1)^2) + mean(D(fake)^2)), fake detached. Real and fake go through D in
+    one call (InstanceNorm is per sample: equal to two), as DDP needs: one forward per backward."""
     n = real.size(0)
     scores = netD(torch.cat([real, fake.detach()], dim=0)).float()  # float32 under --amp
     # L_D^img / L_D^seq = 0.5 * (mean (D(real) - 1)^2 + mean D(fake)^2)

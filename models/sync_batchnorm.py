@@ -23,17 +23,11 @@ class _AllReduceSum(torch.autograd.Function):
 
 
 class SyncStepBatchNorm2d(StepBatchNorm2d):
-    """StepBatchNorm2d with statistics over every process's batch (--sync_bn under torchrun).
-
-    In training mode each step's mean and biased variance are taken over the step's samples of
-    all processes: the per-step, per-channel sums, then the sums of squared deviations from the
-    global mean, are all-reduced (two differentiable all-reduces, any backend: gloo on the CPU,
-    NCCL), so N processes of b clips normalise as one process of N*b clips would, gradients
-    included. The running statistics are updated once per step, in step order, with the global
-    unbiased variance, identically on every process. With n_steps=1 it is a synchronised
-    nn.BatchNorm2d (the encoder's). Evaluation mode, or one process, is StepBatchNorm2d.
-    Same state-dict keys as nn.BatchNorm2d.
-    """
+    """StepBatchNorm2d with each step's statistics over every process's samples (--sync_bn): the
+    per-step sums, then the squared deviations from the global mean, go through two differentiable
+    all-reduces (gloo or NCCL), so N processes of b clips normalise, gradients included, as one of
+    N*b; the running statistics follow step by step, alike on every process. n_steps=1: a synced
+    nn.BatchNorm2d; evaluation mode or one process: StepBatchNorm2d. nn.BatchNorm2d's keys."""
 
     def __init__(self, *args, process_group: "torch.distributed.ProcessGroup | None" = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,13 +67,9 @@ class SyncStepBatchNorm2d(StepBatchNorm2d):
 
 def convert_sync_batchnorm(module: nn.Module,
                            process_group: "torch.distributed.ProcessGroup | None" = None) -> nn.Module:
-    """Replace every BatchNorm2d of `module` (the encoder's nn.BatchNorm2d and the decoder's
-    StepBatchNorm2d) by a SyncStepBatchNorm2d holding the same parameters and buffers.
-
-    Unlike torch.nn.SyncBatchNorm.convert_sync_batchnorm this keeps the decoder's per-step
-    statistics and works on the CPU (gloo) as well as on GPUs. Returns the converted module;
-    create the optimiser after converting (the parameters are the same objects anyway).
-    """
+    """`module` with every BatchNorm2d (the encoder's nn.BatchNorm2d, the decoder's StepBatchNorm2d)
+    replaced by a SyncStepBatchNorm2d holding the same parameter and buffer objects; unlike torch's
+    convert_sync_batchnorm it keeps the per-step statistics and also runs on the CPU (gloo)."""
     out = module
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, SyncStepBatchNorm2d):
         out = SyncStepBatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
