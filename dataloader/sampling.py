@@ -89,16 +89,10 @@ def _sample_frames(length: int, plan: Plan, rng: np.random.Generator) -> tuple[n
     s, w = plan.sample_size, plan.window_size
     if not plan.irregular:
         start = int(rng.integers(0, length - s + 1)) if plan.random_start else 0
-        if plan.test_interp:
-            idx = start + np.arange(s)
-            mask = (np.arange(s) % 2 == 0).astype(np.float32)
-        elif plan.extrap:
-            idx = start + np.arange(s)
-            mask = np.ones(s, np.float32)
-        else:
-            idx = start + np.arange(0, s, 2)
-            mask = np.ones(s // 2, np.float32)
-        return idx.astype(np.int64), mask
+        if plan.test_interp:  # every frame, the even ones observed
+            return (start + np.arange(s)).astype(np.int64), (np.arange(s) % 2 == 0).astype(np.float32)
+        idx = start + np.arange(0, s, 1 if plan.extrap else 2)  # interpolation: every second frame
+        return idx.astype(np.int64), np.ones(len(idx), np.float32)
     if length <= w:
         start, n = 0, length
     else:
