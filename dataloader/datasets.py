@@ -45,9 +45,8 @@ class VideoDataset(Dataset):
 
     def rng(self, index, epoch=None):
         """A generator per clip from (seed, clip), or (seed, epoch, clip) on the train split."""
-        if not self.plan.random_start or epoch is None:
-            return np.random.default_rng([self.seed, int(index)])
-        return np.random.default_rng([self.seed, int(epoch), int(index)])
+        per_epoch = self.plan.random_start and epoch is not None
+        return np.random.default_rng([self.seed] + ([int(epoch)] if per_epoch else []) + [int(index)])
 
     def __getitem__(self, key):
         """key: a clip index, or (clip index, epoch) as the train sampler yields them."""

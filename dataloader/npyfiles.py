@@ -20,11 +20,9 @@ def read_header(path):
     """(shape, dtype) of an .npy file; DataError if it is unreadable or truncated."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            fmt = np.lib.format
+            read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
+            shape, fortran, dtype = read(f)
             offset = f.tell()
     except (OSError, ValueError, EOFError) as exc:  # not an .npy file at all
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
