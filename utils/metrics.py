@@ -7,6 +7,7 @@ import os
 import socket
 import sys
 import warnings
+from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
@@ -128,10 +129,8 @@ def _torchvision_features(path: str) -> dict:
 def _download_alexnet(path: str, url: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
     """torchvision's download into its cache (hash prefix checked), given up after `timeout` s idle."""
     folder = os.path.dirname(os.path.abspath(path))
-    created, d = [], folder  # the folders made here, innermost first: removed if the download fails
-    while not os.path.isdir(d):
-        created.append(d)
-        d = os.path.dirname(d)
+    # the folders made here, innermost first: removed if the download fails
+    created = [d for d in (folder, *Path(folder).parents) if not os.path.isdir(d)]
     os.makedirs(folder, exist_ok=True)
     match = torch.hub.HASH_REGEX.search(os.path.basename(path))
     old = socket.getdefaulttimeout()
