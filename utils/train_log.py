@@ -4,13 +4,12 @@ import json
 from argparse import Namespace
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 from dataloader.transforms import to_unit
 from utils import distributed as dist
+from utils.metrics import quantize
 from utils.visualize import save_grid
 
 
@@ -70,10 +69,8 @@ class TrainLog:
             return
         rows = [to_unit(x[0].detach().float().cpu(), self.opt.input_norm)
                 for x in (batch["observed_data"], target, pred)]
-        path = self.log_dir / "images" / f"{tag}_{step:08d}.png"
-        save_grid(rows, path)
-        with Image.open(path) as im:
-            self.writer.add_image(tag, np.asarray(im.convert("RGB")), step, dataformats="HWC")
+        grid = save_grid(rows, self.log_dir / "images" / f"{tag}_{step:08d}.png")
+        self.writer.add_image(tag, quantize(grid), step)  # (3, H, W) uint8: the PNG's pixels
 
     def test_loss(self, mean: float, step: int, epoch: int, last: tuple) -> None:
         """The average test loss and the grid of the last test batch, last = (batch, target, pred)."""

@@ -58,18 +58,19 @@ def _text(img, text, org, scale=0.4, colour=BLACK, thickness=1):
     cv2.putText(img, text, (int(org[0]), int(org[1])), FONT, scale, colour, thickness, cv2.LINE_AA)
 
 
-def save_grid(rows: Sequence[torch.Tensor], path: PathLike, nrow: Optional[int] = None,
-              padding: int = 2) -> None:
-    """rows: (T, 3, H, W) in [0, 1] each -> one PNG, a row each (short rows padded white)."""
-    t = nrow or max(r.shape[0] for r in rows)
+def save_grid(rows: Sequence[torch.Tensor], path: PathLike) -> torch.Tensor:
+    """rows: (T, 3, H, W) in [0, 1] each -> one PNG, a row each (short rows padded white); returns
+    the grid (3, H', W')."""
+    t = max(r.shape[0] for r in rows)
     padded = []
     for r in rows:
         r = r.detach().float().cpu()
         padded += [r, torch.ones((-r.shape[0] % t,) + r.shape[1:])]  # fill the row's tail
-    grid = make_grid(torch.cat(padded), nrow=t, padding=padding, pad_value=1.0)
+    grid = make_grid(torch.cat(padded), nrow=t, padding=2, pad_value=1.0)
     buf = io.BytesIO()
     save_image(grid, buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
+    return grid
 
 
 def write_gif(frames: Frames, path: PathLike, fps: float = 4) -> None:
