@@ -18,8 +18,7 @@ def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor,
                clip_index: Optional[Union[torch.Tensor, Sequence[int]]] = None) -> Dict[str, Any]:
     """Split clips data (b, T, C, H, W), mask (b, T, 1), time_steps (T_ts,) into observed and
     to-predict parts (docs/algorithm.md section 2); mode: 'test' for the test-time interpolations."""
-    if mode is None:
-        mode = "test" if (test_interp or predict_unobserved) else "train"
+    mode = mode or ("test" if (test_interp or predict_unobserved) else "train")
     b, t = data.shape[:2]
     mask = mask.to(data.dtype).reshape(b, t, 1)
     time_steps = time_steps.to(torch.float32)

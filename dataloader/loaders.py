@@ -44,8 +44,7 @@ def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoad
     workers = max(0, int(getattr(opt, "workers", 0)))
     seed = int(getattr(opt, "seed", 0))
     rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
-    generator = torch.Generator()  # the workers' seeds
-    generator.manual_seed(seed + (0 if train else 1) + 7919 * rank)
+    generator = torch.Generator().manual_seed(seed + (0 if train else 1) + 7919 * rank)  # workers' seeds
     if workers:
         warm_up()  # forked workers inherit the loaded modules
     if train:

@@ -35,13 +35,11 @@ def union_times(times: torch.Tensor, start: float) -> tuple[list[float], torch.T
     for v in values:
         if not solve or v - solve[-1] >= EPS:
             solve.append(v)
-    grid = torch.tensor(solve, dtype=torch.float64)
-    keep = torch.zeros(b, len(solve), dtype=torch.bool)
-    for i in range(b):
-        hit = (times[i, :, None] - grid[None, :]).abs() < EPS  # (T, S)
-        keep[i] = hit.any(0)
-        if int(keep[i].sum()) != n or not bool((hit.sum(1) == 1).all()):
-            raise ValueError(f"clip {i}: its {n} times are not distinct and increasing by at least {EPS}")
+    hit = (times[:, :, None] - torch.tensor(solve, dtype=torch.float64)).abs() < EPS  # (b, T, S)
+    keep = hit.any(1)
+    bad = ((keep.sum(1) != n) | (hit.sum(2) != 1).any(1)).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(f"clip {bad[0]}: its {n} times are not distinct and increasing by at least {EPS}")
     return solve, keep
 
 
