@@ -123,16 +123,13 @@ def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDat
     paths = list_clips(folder)
     if not paths:
         raise DataError(f"{folder} holds no .npy clips (empty {split} split). {hint}")
-    files, lengths, shapes, short = [], [], [], 0
+    clips = []  # (path, length, shape) of the clips long enough
     for path in paths:
         shape, dtype = read_header(path)
         length = check_clip(path, shape, dtype, float_data=opt.dataset == "hurricane")
-        if length < plan.min_stored_length:
-            short += 1
-            continue
-        files.append(path)
-        lengths.append(length)
-        shapes.append(shape)
+        if length >= plan.min_stored_length:
+            clips.append((path, length, shape))
+    short = len(paths) - len(clips)
     need = "--window_size with --irregular" if plan.irregular else "--sample_size"
     if plan.frame_stride > 1:
         need = (f"{plan.min_length} frames, one in every {plan.frame_stride}: {need} with "
@@ -140,9 +137,10 @@ def get_dataset(opt: Namespace, split: str, full_rate: bool = False) -> VideoDat
     if short:
         print(f"[data] {opt.dataset} {split}: skipped {short} of {len(paths)} clips shorter than "
               f"{plan.min_stored_length} frames ({need})")
-    if not files:
+    if not clips:
         raise DataError(f"{folder}: all {len(paths)} clips are shorter than {plan.min_stored_length} "
                         f"frames ({need}); lower it or use longer clips")
+    files, lengths, shapes = map(list, zip(*clips))
     _check_frame_sizes(opt, shapes, folder)
     if plan.frame_stride > 1:
         print(f"[data] {opt.dataset} {split}: one frame in every {plan.frame_stride} of each clip "
