@@ -66,11 +66,11 @@ def one_split(split):
     return lambda n: [split] * n
 
 
-def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of) -> Loaded:
-    """The clips of a decoded video and its report; clips that skip places of the frame grid are
-    refused. prep: frames (T, H, W, 3) -> resized; split_of(n usable clips) -> their splits."""
+def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of, note=None) -> Loaded:
+    """The clips of a decoded video and its report (starting with `note`); clips that skip places of
+    the frame grid are refused. prep: frames (T, H, W, 3) -> resized; split_of(n) -> their splits."""
     tl = decoded.timeline
-    report = {"decoder": tl.decoder, **check(tl)}
+    report = {**(note or {}), "decoder": tl.decoder, **check(tl)}
     if tl.fallback:
         report["fallback"] = tl.fallback
     index = frame_sequence(tl, hold)[0]
@@ -247,12 +247,9 @@ def penn_items(src, size, split_file=None, test_ratio=0.46, seed=0):
 
 
 def _penn_item(folder, name, split, why, size):
-    def load():
-        prep = partial(resize_shorter_antialiased, size=size)
-        loaded = video_outputs(decode_frame_folder(folder), name, prep, 0, False, one_split(split))
-        loaded.report["split_from"] = why
-        return loaded
-    return Item(split, folder, [name], load)
+    prep = partial(resize_shorter_antialiased, size=size)
+    return Item(split, folder, [name], lambda: video_outputs(
+        decode_frame_folder(folder), name, prep, 0, False, one_split(split), {"split_from": why}))
 
 
 # --- Moving GIF, custom footage ---
