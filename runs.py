@@ -190,7 +190,7 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
     if obj["epochs_done"] >= opt.epoch:
         raise RunFinished(f"[train] {log_dir} has done its --epoch {opt.epoch} epochs (step {step}): nothing to "
                           "train; give a larger --epoch to train further")
-    if dist.is_main():
+    if dist.rank() == 0:
         what = ", ".join(f"--{k} {v['run']} -> {v['now']}" for k, v in changed.items()) or "no option changed"
         print(f"[train] resuming {log_dir} from {path.name} (step {step}); {what}")
     return Resume(path, obj, log_dir, ckpt_dir, step, changed)

@@ -109,7 +109,7 @@ def gather_metrics(ev: Evaluator) -> None:
 def test_met(opt: Namespace) -> dict:
     """Phase test_met on the run in --test_dir: its metrics and the baseline's, written and returned."""
     run_opt, model, ckpt_path, step, device = load_run(opt)
-    main_proc = dist.is_main()  # under torchrun, rank 0 prints and writes the results
+    main_proc = dist.rank() == 0  # under torchrun, rank 0 prints and writes the results
     if main_proc:
         print(f"[test_met] {describe_run(run_opt, device)}")
         print(f"[test_met] checkpoint {ckpt_path}" + (f" (step {step})" if step is not None else ""))
