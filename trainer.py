@@ -102,9 +102,8 @@ class Trainer:
                 total += float(res["loss"])
                 n += 1
                 last = (batch, res["target"], res["pred_y"])
-        if self.world > 1:  # every process's share of the test split (padded with repeated clips)
-            total, n = dist.sum_over_processes(torch.tensor([total, n], dtype=torch.float64,
-                                                            device=self.device)).tolist()
+        total, n = dist.sum_over_processes(  # over every process's share (padded with repeated clips)
+            torch.tensor([total, n], dtype=torch.float64, device=self.device)).tolist()
         if n:
             self.log.test_loss(total / n, st.step, st.epoch, last)
         return total / max(n, 1)
