@@ -94,9 +94,7 @@ def shard_batches(loader: DataLoader, n_batches: int) -> tuple[DataLoader, int]:
 
 
 def gather_metrics(ev: Evaluator) -> None:
-    """Under torchrun: every process's per-frame metrics merged into `ev` (exact sums: one process's)."""
-    if dist.world_size() == 1:
-        return
+    """Every process's per-frame metrics merged into `ev` (exact sums: as one process's)."""
     parts = dist.gather_objects((ev.acc.state(), ev.acc_base.state(), ev.n_clips))
     ev.acc, ev.acc_base = (MetricAccumulator(a.lpips_model, a.device, a.ssim_impl)
                            for a in (ev.acc, ev.acc_base))
