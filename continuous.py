@@ -131,9 +131,7 @@ class HeldOut:
         frames = {w: to_unit(x.to(truth.dtype), run_opt.input_norm) for w, x in (("model", pred), *base.items())}
         gt = to_unit(truth, run_opt.input_norm)
         for r, key in enumerate(keys):
-            sel = (rows == r).to(pred.device)  # (b, Ts)
-            if not bool(sel.any()):
-                continue
+            sel = (rows == r).to(pred.device)  # (b, Ts); frame_kinds lists only keys that occur
             for row in (key, ("all", 0)) if key[0] == "held_out" else (key,):  # and the pooled row
                 acc = self.accs.setdefault(row, {w: MetricAccumulator(self.lpips_model, self.device) for w in WHO})
                 for who, x in frames.items():
