@@ -143,8 +143,8 @@ def generate_shapes_dataset(root: str, n_train: int = N_TRAIN, n_test: int = N_T
                 "test": [make_clip_params(test_rng) for _ in range(n_test)]}
         atomic_write_json(meta_path, meta, indent=1)
     times = np.arange(meta["n_frames"]) * meta["frame_dt"]
-    jobs = [(split, i, p) for split in ("train", "test") for i, p in enumerate(meta[split])]
-    todo = [j for j in jobs if not os.path.exists(_clip_path(root, j[0], j[1]))]
+    todo = [(split, i, p) for split in ("train", "test") for i, p in enumerate(meta[split])
+            if not os.path.exists(_clip_path(root, split, i))]
     if todo:
         from tqdm import tqdm
         for split, i, p in tqdm(todo, desc="shapes", disable=not progress, leave=False):
@@ -162,10 +162,9 @@ def is_complete(root: str) -> bool:
 
 def ensure_shapes_dataset(root: str) -> None:
     """Generate the default shapes data set at `root` unless it is there; one process at a time."""
-    def ready():
-        if os.path.exists(os.path.join(root, "meta.json")):
-            return is_complete(root)
-        return os.path.isdir(os.path.join(root, "train"))
+    def ready():  # complete, or made elsewhere without a meta.json
+        meta = os.path.exists(os.path.join(root, "meta.json"))
+        return is_complete(root) if meta else os.path.isdir(os.path.join(root, "train"))
     if ready():
         return
     import fcntl
