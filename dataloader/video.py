@@ -69,19 +69,23 @@ def _rotate(arr, degrees):
     return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
 
-def _times_or_regular(times, rate):
-    """Decoded times, sorted (an AVI gives B-frames decode-order times), or where frames lack a pts
-    a regular grid from the first frame; and a note."""
+def _video(frames, times, rate, declared, decoder, note=None) -> Decoded:
+    """A video's Decoded: its frames stacked, their times sorted (an AVI gives B-frames decode-order
+    times) or, where frames lack a pts, a regular grid from the first; how they were mended noted."""
+    arr = _stack(frames)
     if times and all(t is not None for t in times):
         t = np.asarray(times, dtype=np.float64)
         reordered = int(np.count_nonzero(np.diff(t) < 0))
-        return np.sort(t), (f"{reordered} timestamps out of presentation order (B-frames in a "
-                            "container without presentation times): sorted" if reordered else None)
-    if rate is None:
-        return None, "the frames carry no timestamps and the container no frame rate"
-    first = next((t for t in times if t is not None), 0.0)
-    return first + np.arange(len(times), dtype=np.float64) / rate, \
-        "some frames carry no timestamp: the regular grid is assumed"
+        t, mended = np.sort(t), (f"{reordered} timestamps out of presentation order (B-frames in a "
+                                 "container without presentation times): sorted" if reordered else None)
+    elif rate is None:
+        t, mended = None, "the frames carry no timestamps and the container no frame rate"
+    else:
+        first = next((t for t in times if t is not None), 0.0)
+        t = first + np.arange(len(times), dtype=np.float64) / rate
+        mended = "some frames carry no timestamp: the regular grid is assumed"
+    return Decoded(arr, Timeline(len(arr), t, rate, declared, decoder,
+                                 "; ".join(filter(None, [note, mended])) or None))
 
 
 def decode_video(path, pixels=True) -> Decoded:
@@ -103,9 +107,7 @@ def decode_video(path, pixels=True) -> Decoded:
         raise SkipItem(f"PyAV stopped decoding after {len(frames)} frames ({exc})") from None
     finally:
         container.close()
-    arr = _stack(frames)
-    t, note = _times_or_regular(times, rate)
-    return Decoded(arr, Timeline(len(arr), t, rate, declared, "pyav", note))
+    return _video(frames, times, rate, declared, "pyav")
 
 
 def _decode_opencv(path, reason):
@@ -125,12 +127,8 @@ def _decode_opencv(path, reason):
             times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
     finally:
         cap.release()
-    arr = _stack(frames)
-    rate = float(fps) if fps and fps > 0 else None
-    declared = int(count) if count and count > 0 else None
-    t, note = _times_or_regular(times, rate)
-    return Decoded(arr, Timeline(len(arr), t, rate, declared, "opencv",
-                                 "; ".join(filter(None, [f"{reason}: read with OpenCV", note]))))
+    return _video(frames, times, float(fps) if fps and fps > 0 else None,
+                  int(count) if count and count > 0 else None, "opencv", f"{reason}: read with OpenCV")
 
 
 # --- GIFs and frame folders ---
