@@ -76,8 +76,9 @@ def _video(frames, times, rate, declared, decoder, note=None) -> Decoded:
     if times and all(t is not None for t in times):
         t = np.asarray(times, dtype=np.float64)
         reordered = int(np.count_nonzero(np.diff(t) < 0))
-        t, mended = np.sort(t), (f"{reordered} timestamps out of presentation order (B-frames in "
-                                 "a container without presentation times): sorted" if reordered else None)
+        mended = (f"{reordered} timestamps out of presentation order (B-frames in a container "
+                  "without presentation times): sorted") if reordered else None
+        t = np.sort(t)
     elif rate is None:
         t, mended = None, "the frames carry no timestamps and the container no frame rate"
     else:
@@ -127,7 +128,8 @@ def _decode_opencv(path, reason):
             times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
     finally:
         cap.release()
-    rate, declared = float(fps) if fps and fps > 0 else None, int(count) if count and count > 0 else None
+    rate = float(fps) if fps and fps > 0 else None
+    declared = int(count) if count and count > 0 else None
     return _video(frames, times, rate, declared, "opencv", f"{reason}: read with OpenCV")
 
 
