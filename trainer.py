@@ -155,12 +155,11 @@ class Trainer:
                         n_batches, self.ckpt_dir, self.world)
         start = time.time()
         self.log.open_bar(total, min(st.step, total))
-        stopped, epoch = None, st.epoch
-        if st.batch_in_epoch >= n_batches:  # the checkpoint closed its epoch
-            epoch, st.batch_in_epoch = epoch + 1, 0
+        stopped = None
         with StopFlag() as stop:
-            while epoch < opt.epoch and not stopped:
-                st.epoch = epoch
+            for epoch in range(st.epoch + int(st.batch_in_epoch >= n_batches), opt.epoch):
+                if epoch != st.epoch:  # a new epoch (the checkpoint's own may be closed already)
+                    st.epoch, st.batch_in_epoch = epoch, 0
                 if st.batch_in_epoch == 0:  # the reference decays at the start of every epoch
                     update_learning_rate(st.optG, 0.99, opt.lr / 10)
                     update_learning_rate(st.optD, 0.99, opt.lr / 10)
@@ -176,9 +175,6 @@ class Trainer:
                 st.batch_in_epoch = n_batches  # this epoch is complete
                 if (epoch + 1) % opt.test_every_epochs == 0:
                     self.test_loss()
-                epoch += 1
-                if epoch < opt.epoch:
-                    st.batch_in_epoch = 0
             self.log.bar.close()
             path = st.save(self.ckpt_dir)
         self.log.finish(stopped or f"{opt.epoch} epochs done", st.step, path)
