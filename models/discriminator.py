@@ -33,8 +33,6 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(n, in_channels, H, W) -> (n, 64, H', W')."""
-        if x.size(1) != self.in_channels:
-            raise ValueError(f"discriminator expects {self.in_channels} channels, got {x.size(1)}")
         return self.last_conv(self.layer_4(self.layer_3(self.layer_2(self.layer_1(x)))))
 
 
