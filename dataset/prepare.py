@@ -230,12 +230,12 @@ def prepare(args):
     split, src = None, os.path.abspath(args.src)
     if not os.path.exists(src):
         raise PrepareError(f"source {args.src} does not exist")
-    npy_layout = args.name != "hurricane" and sources.has_npy_layout(src)  # e.g. the authors' archives
-    if npy_layout and args.name == "kth" and os.path.abspath(args.dst) == src:
+    layout = [] if args.name == "hurricane" else sources.npy_layout_items(src)  # the authors' archives
+    if layout and args.name == "kth" and os.path.abspath(args.dst) == src:
         print(f"{src} already holds train/ and test/ .npy clips: nothing to do")
         return None
-    if npy_layout:
-        items = sources.npy_layout_items(src)
+    if layout:
+        items = layout
     elif args.name == "kth":
         items = sources.kth_items(src, args.split, args.hold_frames)
     elif args.name == "penn":

@@ -103,10 +103,6 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of, note=N
 
 # --- an existing {train,test}/*.npy layout (e.g. the Vid-ODE authors' preprocessed archives) ---
 
-def has_npy_layout(src):
-    return os.path.isdir(src) and any(list_clips(os.path.join(src, s)) for s in ("train", "test"))
-
-
 _NPY_ERRORS = (OSError, ValueError, EOFError)  # what np.load raises on a file that is no array
 
 
