@@ -119,29 +119,28 @@ def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
     return SimpleNamespace(**merged)
 
 
-def resume_paths(resume: str | Path) -> tuple[Path, Path]:
-    """(checkpoint folder, checkpoint file) of --resume: a log folder, checkpoint folder or file."""
+def resume_checkpoint(resume: str | Path) -> Path:
+    """The checkpoint file of --resume: a log folder's or checkpoint folder's newest, or the file."""
     p = Path(resume)
     if p.is_file():
-        return p.parent, p
+        return p
     if (p / "options.json").is_file():
         ckpt_dir = Path(read_options(p)["checkpoint_dir"])
         newest = newest_checkpoint(ckpt_dir)
         if newest is None:
             raise RunError(f"--resume {resume}: no checkpoint in {ckpt_dir} yet; start a new run instead")
-        return ckpt_dir, newest
+        return newest
     if p.is_dir():
-        return p, resolve_checkpoint(p)
+        return resolve_checkpoint(p)
     raise RunError(f"--resume {resume}: no such file or folder (give a run's log folder, its "
                    "checkpoint folder or a ckpt_<step>.pth file)")
 
 
 class Resume(NamedTuple):
     """A training run to resume (resume_run)."""
-    checkpoint: Path  # the checkpoint file
+    checkpoint: Path  # the checkpoint file (in the run's checkpoint folder)
     state: dict       # its contents (utils/train_state.py reads them)
     log_dir: Path
-    ckpt_dir: Path
     step: int
     changed: dict     # option -> {"run": value, "now": value}
 
@@ -149,7 +148,7 @@ class Resume(NamedTuple):
 def resume_run(opt: Namespace, world: int = 1) -> Resume:
     """--resume: restore the run's options into `opt` as OPTIONS' rules say (without opt.explicit
     every option counts as given); every refused option in one RunError; RunFinished if done."""
-    ckpt_dir, path = resume_paths(opt.resume)
+    path = resume_checkpoint(opt.resume)
     obj = load_checkpoint(path, map_location="cpu")
     if not isinstance(obj, dict) or "optimizer_G" not in obj:
         raise CheckpointError(f"{path} holds a generator only (the paper's format), not a training state; "
@@ -193,14 +192,14 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
     if dist.rank() == 0:
         what = ", ".join(f"--{k} {v['run']} -> {v['now']}" for k, v in changed.items()) or "no option changed"
         print(f"[train] resuming {log_dir} from {path.name} (step {step}); {what}")
-    return Resume(path, obj, log_dir, ckpt_dir, step, changed)
+    return Resume(path, obj, log_dir, step, changed)
 
 
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
     """(log folder, checkpoint folder), the resumed run's or new ones (opt.log_dir, checkpoint_dir);
     rank 0 creates them, removes stale temp files and writes a new run's options.json."""
     if resume is not None:
-        log_dir, ckpt_dir = resume.log_dir, resume.ckpt_dir
+        log_dir, ckpt_dir = resume.log_dir, resume.checkpoint.parent
     else:
         log_dir, ckpt_dir = map(Path, dist.broadcast_object(new_run_dirs(opt) if is_main else None))
     opt.log_dir, opt.checkpoint_dir = str(log_dir), str(ckpt_dir)

@@ -74,8 +74,7 @@ class VidODE(nn.Module):
         if truth.shape[-1] % r or truth.shape[-2] % r:
             raise ValueError(f"frame size {tuple(truth.shape[-2:])} must be divisible by 2**n_downs = {r}")
         truth = truth.to(dev)
-        tp_obs = truth_time_steps.to(dev, truth.dtype)
-        tp_pred = time_steps_to_predict.to(dev, truth.dtype)
+        tp_obs, tp_pred = (t.to(dev, truth.dtype) for t in (truth_time_steps, time_steps_to_predict))
         b, T, c, h, w = truth.shape
         mask = torch.ones(b, T, 1, device=dev, dtype=truth.dtype) if mask is None else mask.to(dev, truth.dtype)
         out_step = (torch.ones(b, tp_pred.numel(), dtype=torch.bool, device=dev) if out_mask is None
