@@ -32,14 +32,13 @@ def run_items(items, dst, desc, progress=True):
                             "present": names})
             continue
         try:
-            loaded = item.load()
+            outputs, found = item.load()
         except sources.SkipItem as exc:
             skipped.append((item.source, str(exc)))
             entries.append({"source": item.source, "status": "skipped", "reason": str(exc), **exc.report})
             continue
-        entry = {"source": item.source, "status": "converted", **loaded.report,
-                 "written": {}, "present": {}}
-        for out in loaded.outputs:
+        entry = {"source": item.source, "status": "converted", **found, "written": {}, "present": {}}
+        for out in outputs:
             path = _out(dst, out.split, out.name)
             done = "present" if os.path.exists(path) else "written"
             if done == "written":

@@ -36,15 +36,13 @@ class Output:
     times: Optional[np.ndarray] = None  # (T,) float64 seconds
 
 
-@dataclass
-class Loaded:
-    outputs: List[Output]
-    report: dict                    # what the source held: decoder, frames declared/decoded, gaps
+Loaded = tuple[list[Output], dict]  # the outputs; the report: decoder, frames, gaps, ...
 
 
 @dataclass
 class Item:
-    """One source video. load() -> Loaded; names: its outputs (all in `split`) if known in advance."""
+    """One source video. load() -> (outputs, report); names: its outputs (all in `split`) if known
+    in advance."""
     split: str
     source: str
     names: Optional[List[str]]
@@ -98,7 +96,7 @@ def video_outputs(decoded: Decoded, name, prep, clip_len, hold, split_of, note=N
     frames = prep(decoded.frames)
     outputs = [Output(split, clip_name(c), frames[c.index], c.times)
                for c, split in zip(keep, split_of(len(keep)))]
-    return Loaded(outputs, report)
+    return outputs, report
 
 
 # --- an existing {train,test}/*.npy layout (e.g. the Vid-ODE authors' preprocessed archives) ---
@@ -122,8 +120,8 @@ def _copied_npy(split, path, stem):
         if times.shape != (len(arr),):
             raise SkipItem(f"{os.path.basename(times_path)}: shape {times.shape}, expected "
                            f"({len(arr)},) frame times")
-    return Loaded([Output(split, stem, arr, times)],
-                  {"decoder": "npy", "decoded": len(arr), "times": times is not None})
+    report = {"decoder": "npy", "decoded": len(arr), "times": times is not None}
+    return [Output(split, stem, arr, times)], report
 
 
 def npy_layout_items(src):
@@ -374,4 +372,4 @@ def hurricane_items(src, test_ratio=0.1, seed=0):
 
 def _hurricane_seq(path, i, name, split):
     arr = np.asarray(np.load(path, mmap_mode="r")[i], dtype=np.float32)
-    return Loaded([Output(split, name, arr)], {"decoder": "npy", "decoded": len(arr)})
+    return [Output(split, name, arr)], {"decoder": "npy", "decoded": len(arr)}
