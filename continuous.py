@@ -19,8 +19,8 @@ from runs import RunError, load_run, read_options
 from utils.atomic import atomic_write_json
 from utils.baselines import baseline, baseline_kind, blend_neighbours, previous_observed
 from utils.metrics import MetricAccumulator, load_lpips, lpips_backbone
-from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
-                            predicted_frames, synthesize, synthesize_per_clip)
+from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, grid_times, predicted_frames, synthesize,
+                            synthesize_per_clip)
 from utils.visualize import plot_metrics_by_index
 
 
@@ -39,10 +39,10 @@ def time_sets(run_opt: SimpleNamespace, n: int, fps_factor: int,
                  list(range(n)), [True] * n), between]
     end, horizon = n - 1 + p, horizon or n - 1 + 2 * p
     if horizon <= end:
-        raise RunError(f"--horizon {fmt_time(horizon)} must exceed the training horizon (frame {end})")
+        raise RunError(f"--horizon {horizon:g} must exceed the training horizon (frame {end})")
     beyond = list(range(n, int(math.floor(horizon + EPS)) + 1))
     return [("grid", "training time stamps", list(range(n, n + p)), [True] * p), between,
-            ("beyond", f"training rate, after the training horizon (frame {end}) up to {fmt_time(horizon)}",
+            ("beyond", f"training rate, after the training horizon (frame {end}) up to {horizon:g}",
              beyond, [t > end for t in beyond])]
 
 

@@ -13,8 +13,7 @@ from dataloader.timeaxis import model_times, slots_per_unit
 from dataloader.transforms import KTH_CROP, to_unit, transform_clip
 from runs import RunError, load_run
 from utils.atomic import atomic_save_npy, atomic_write_json
-from utils.timeline import (DEFAULT_FPS_FACTOR, EPS, fmt_time, grid_times,
-                            predicted_frames, synthesize)
+from utils.timeline import DEFAULT_FPS_FACTOR, EPS, grid_times, predicted_frames, synthesize
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
 
@@ -22,7 +21,7 @@ def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> N
     """Refuse times the run cannot serve. times: input frame units, increasing; mask (N,) observed."""
     if extrap:
         if times[0] < n - EPS:
-            raise RunError(f"time {fmt_time(times[0])} is not served by an extrapolation run: it "
+            raise RunError(f"time {times[0]:g} is not served by an extrapolation run: it "
                            f"predicts from frame {n} on (where training placed its initial latent) and "
                            f"cannot reconstruct or interpolate earlier times. Ask for times >= {n}")
         return
@@ -30,7 +29,7 @@ def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> N
     lo, hi = int(obs[0]), int(obs[-1])
     bad = [t for t in times if t < lo - EPS or t > hi + EPS]
     if bad:
-        raise RunError(f"time {fmt_time(bad[0])} lies outside the observed span [{lo}, {hi}]: an "
+        raise RunError(f"time {bad[0]:g} lies outside the observed span [{lo}, {hi}]: an "
                        "interpolation run was trained only between its first and last observed frames "
                        "and cannot extrapolate. Use times within the span, or an --extrap run")
 
@@ -43,7 +42,7 @@ def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.n
         f = opt.fps_factor or DEFAULT_FPS_FACTOR
         times = grid_times(n, f, run_opt.extrap, opt.horizon or None, predicted_frames(run_opt))
         if not times:
-            raise RunError(f"--horizon {fmt_time(opt.horizon)} ends before the first frame the run can "
+            raise RunError(f"--horizon {opt.horizon:g} ends before the first frame the run can "
                            f"generate ({n if run_opt.extrap else 0}); extrapolation starts at frame {n}")
     check_times(times, n, mask, run_opt.extrap)
     return times
@@ -182,7 +181,7 @@ def generate(opt: Namespace) -> dict:
             "observed_time": obs_t, "fps_factor": fps_factor, "checkpoint": str(ckpt), "step": step,
             "extrap": bool(run_opt.extrap), "irregular": bool(run_opt.irregular)}
     write_outputs(out, to_unit(x, run_opt.input_norm).float(), mask, times, pred, run_opt.extrap, info)
-    print(f"[generate] {len(times)} frames at t = {fmt_time(times[0])} .. {fmt_time(times[-1])} (input frames) "
+    print(f"[generate] {len(times)} frames at t = {times[0]:g} .. {times[-1]:g} (input frames) "
           f"from {n} input frames ({int(mask.sum())} observed); written to {out}")
     return {"out": str(out), "times": times, "frames": pred}
 

@@ -159,20 +159,20 @@ def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParse
 
 def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
     """--times: at least one, finite, >= 0, increasing, each once (input frame units)."""
-    from utils.timeline import EPS, fmt_time as fmt  # times closer than EPS are one time
+    from utils.timeline import EPS  # times closer than EPS are one time
     if len(times) == 0:
         parser.error("no time stamps requested: give --times with at least one number "
                      "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
     if any(not math.isfinite(t) for t in times):
         parser.error(f"time stamps must be finite numbers, got {times}")
     if min(times) < 0:
-        parser.error(f"negative time stamp {fmt(min(times))}: times are in frame units of the input, 0 being "
+        parser.error(f"negative time stamp {min(times):g}: times are in frame units of the input, 0 being "
                      "its first frame")
     for a, b in zip(times, times[1:]):
         if abs(b - a) < EPS:
-            parser.error(f"duplicate time stamp {fmt(a)} in --times; list each time once")
+            parser.error(f"duplicate time stamp {a:g} in --times; list each time once")
         if b < a:
-            parser.error(f"time stamps must increase ({fmt(a)} then {fmt(b)}): the decoder's "
+            parser.error(f"time stamps must increase ({a:g} then {b:g}): the decoder's "
                          "ODE and warping chain run forward through them; sort --times")
 
 

@@ -56,11 +56,6 @@ def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: to
     return pred
 
 
-def fmt_time(t: float) -> str:
-    """A time for a message: 2, 0.5, 1.25 (no trailing zeros)."""
-    return f"{t:g}"
-
-
 def grid_times(n: int, fps_factor: int, extrap: bool, end: Optional[float], p_train: int) -> list[float]:
     """F times per input frame interval from 0 (N if extrapolating) to `end` (default: trained)."""
     start = n if extrap else 0
