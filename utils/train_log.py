@@ -49,11 +49,9 @@ class TrainLog:
         self.bar.set_postfix(G=f"{scalars['loss_G']:.4f}", D=f"{scalars['loss_D']:.4f}")
         if not self.main:
             return
-        for k, v in scalars.items():
+        board = {**scalars, "lr": lr, "seconds_per_step": seconds, "nfe_decoder": out["nfe_decoder"]}
+        for k, v in board.items():
             self.writer.add_scalar(f"train/{k}", v, step)
-        self.writer.add_scalar("train/lr", lr, step)
-        self.writer.add_scalar("train/seconds_per_step", seconds, step)
-        self.writer.add_scalar("train/nfe_decoder", out["nfe_decoder"], step)
         record = {"step": step, "epoch": epoch + 1, "lr": lr, "seconds": seconds,
                   "nfe_decoder": out["nfe_decoder"], **scalars}
         with open(self.log_dir / "train_log.jsonl", "a") as f:  # one JSON object per logged step
