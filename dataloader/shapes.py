@@ -169,12 +169,9 @@ def ensure_shapes_dataset(root: str) -> None:
         return
     import fcntl
     os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, ".generating.lock"), "a") as f:
+    with open(os.path.join(root, ".generating.lock"), "a") as f:  # closing it releases the lock
         fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            if not ready():  # nobody generated it while this process waited
-                print(f"[data] generating the moving-shapes data set in {root} "
-                      f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
-                generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        if not ready():  # nobody generated it while this process waited
+            print(f"[data] generating the moving-shapes data set in {root} "
+                  f"({N_TRAIN} train + {N_TEST} test clips of {N_FRAMES} frames, {SIZE}x{SIZE}) ...")
+            generate_shapes_dataset(root, N_TRAIN, N_TEST, N_FRAMES, SIZE, SEED)
