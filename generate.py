@@ -57,9 +57,7 @@ def observed_mask(idx: list[int], n: int, extrap: bool) -> np.ndarray:
         raise RunError(f"an interpolation run needs the first and last input frames observed (--observed "
                        f"must include 0 and {n - 1}): training always observes both window ends, and "
                        "the first frame is its base frame")
-    mask = np.zeros(n, np.float32)
-    mask[idx] = 1.0
-    return mask
+    return np.isin(np.arange(n), idx).astype(np.float32)
 
 
 def _array_frames(x, source, run_opt):
