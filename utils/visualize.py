@@ -3,7 +3,6 @@ import io
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Optional, Union
 
 import cv2
 import numpy as np
@@ -19,8 +18,8 @@ BLACK, GRAY = (0, 0, 0), (150, 150, 150)  # RGB
 OBS_COLOUR = (0, 170, 0)  # RGB green border for observed frames
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
-PathLike = Union[str, os.PathLike]
-Frames = Union[torch.Tensor, np.ndarray]  # (T, 3|1, H, W) float in [0, 1] or (T, H, W, 3) uint8
+PathLike = str | os.PathLike
+Frames = torch.Tensor | np.ndarray  # (T, 3|1, H, W) float in [0, 1] or (T, H, W, 3) uint8
 
 
 def to_uint8_hwc(frames: Frames) -> np.ndarray:
@@ -103,7 +102,7 @@ def write_mp4(frames: Frames, path: PathLike, fps: float = 4) -> None:
             raise RuntimeError(f"MP4 written to {path} cannot be read back by OpenCV")
 
 
-def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, pad: int = 2,
+def side_by_side(*videos: torch.Tensor, labels: Sequence[str] | None = None, pad: int = 2,
                  min_height: int = 96) -> torch.Tensor:
     """(T, 3, H, W) videos in [0,1] -> one (T, 3, H', W') video of labelled panels, each upscaled
     (nearest) to >= `min_height` and the tallest; shorter videos hold their last frame."""
@@ -127,7 +126,7 @@ def side_by_side(*videos: torch.Tensor, labels: Optional[Sequence[str]] = None, 
 
 
 def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: Sequence[bool],
-                       path: Optional[PathLike] = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
+                       path: PathLike | None = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
     """(N, 3, H, W) frames in [0,1] at `times` -> (3, H', W') strip in time order, labelled 't=...',
     observed frames outlined green (a PNG at `path` if given)."""
     order = sorted(range(len(times)), key=lambda i: float(times[i]))
