@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DataError
-from .timeaxis import frame_stride, stored_index, stored_length, strided_length
+from .timeaxis import frame_stride, stored_length, strided_length
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> tuple[np.n
         last = min(k - 1, length - plan.min_stored_length)
         offset = int(rng.integers(0, last + 1)) if last > 0 else 0
     idx, mask = _sample_frames(strided_length(length, k, offset), plan, rng)
-    return stored_index(idx, k, offset), mask
+    return offset + k * idx, mask  # strided frame j is stored frame offset + k j (int64)
 
 
 def _sample_frames(length: int, plan: Plan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -48,11 +48,6 @@ def stored_length(strided: int, stride: int) -> int:
     return (int(strided) - 1) * int(stride) + 1 if strided > 0 else 0
 
 
-def stored_index(strided_index: np.ndarray, stride: int, offset: int = 0) -> np.ndarray:
-    """Strided frame j -> stored frame offset + stride * j (int64)."""
-    return (int(offset) + int(stride) * np.asarray(strided_index, dtype=np.int64)).astype(np.int64)
-
-
 def stored_frames_per_slot(opt: SamplingOptions) -> int:
     """D = k * F / R: stored frames per interval between consecutive slots."""
     return frame_stride(opt) * source_frames_per_unit(opt) // slots_per_unit(opt)
