@@ -63,12 +63,6 @@ def _open_pyav(path):
     return container, container.streams.video[0]
 
 
-def _rotate(arr, degrees):
-    """Apply the display rotation a phone stores in the stream (as OpenCV's reader does)."""
-    k = int(round((degrees or 0) / 90)) % 4
-    return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
-
-
 def _video(frames, times, rate, declared, decoder, note=None) -> Decoded:
     """A video's Decoded: its frames stacked, their times sorted (an AVI gives B-frames decode-order
     times) or, where frames lack a pts, a regular grid from the first; how they were mended noted."""
@@ -101,8 +95,11 @@ def decode_video(path, pixels=True) -> Decoded:
     frames, times = [], []
     try:
         for frame in container.decode(stream):
-            frames.append(_rotate(frame.to_ndarray(format="rgb24"), frame.rotation) if pixels
-                          else np.empty((frame.height, frame.width, 0), np.uint8))
+            if pixels:  # with the display rotation a phone stores in the stream, as OpenCV applies it
+                turns = round((frame.rotation or 0) / 90) % 4
+                frames.append(np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), turns)))
+            else:
+                frames.append(np.empty((frame.height, frame.width, 0), np.uint8))
             times.append(frame.time)
     except av.error.FFmpegError as exc:
         raise SkipItem(f"PyAV stopped decoding after {len(frames)} frames ({exc})") from None
