@@ -60,7 +60,6 @@ class VidODE(nn.Module):
         self.decoder = Decoder(base * 2, input_dim + 3, opt.n_downs)
         self.to(self.device)
 
-    # ------------------------------------------------------------------ forward
     def get_reconstruction(self, time_steps_to_predict: torch.Tensor, truth: torch.Tensor,
                            truth_time_steps: torch.Tensor, mask: torch.Tensor | None = None,
                            out_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -112,7 +111,6 @@ class VidODE(nn.Module):
                  "base_frame": base_frame, "out_step_mask": out_step, "n_kept": K}
         return pred_x, extra
 
-    # ------------------------------------------------------------------ losses
     def compute_all_losses(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction: loss,
         loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...), get_reconstruction's extra."""
