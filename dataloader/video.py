@@ -49,8 +49,6 @@ def _stack(frames):
     return np.stack(frames)  # (T, H, W, 3)
 
 
-# --- video files: PyAV, OpenCV where PyAV cannot open the file ---
-
 def _open_pyav(path):
     """(container, video stream), or (None, reason) when PyAV cannot open the file."""
     try:
@@ -129,8 +127,6 @@ def _decode_opencv(path, reason):
     declared = int(count) if count and count > 0 else None
     return _video(frames, times, rate, declared, "opencv", f"{reason}: read with OpenCV")
 
-
-# --- GIFs and frame folders ---
 
 _PIL_ERRORS = (OSError, ValueError, EOFError)  # PIL.UnidentifiedImageError is an OSError
 

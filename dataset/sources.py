@@ -130,8 +130,6 @@ def npy_layout_items(src):
     return [Item(split, p, [stem], partial(_copied_npy, split, p, stem)) for split, p, stem in clips]
 
 
-# --- KTH ---
-
 def _kth_item(name, source, decode, scheme, hold):
     m = KTH_NAME.search(name)
     if not m:
@@ -175,8 +173,6 @@ def kth_items(src, scheme="default", hold=False):
                            "or a train/ and test/ layout of .npy clips")
     return items
 
-
-# --- Penn Action ---
 
 def _penn_label_splits(label_dir, videos):
     """({video: split} from labels/<id>.mat's train flag, {video: why it has none})."""
@@ -325,8 +321,6 @@ def _media_item(split, path, name, prep, clip_len, hold, split_of):
     return Item(split, path, None if clip_len else [name],
                 lambda: video_outputs(decode_any(path), name, prep, clip_len, hold, split_of))
 
-
-# --- Hurricane ---
 
 def _split_token(rel):
     """'train' | 'test' | None: a word of the file name (x_test_2005.npy), else a folder name."""
