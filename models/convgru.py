@@ -18,8 +18,7 @@ class ConvGRUCell(nn.Module):
     def forward(self, x: torch.Tensor, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (b, c_in, h, w), h (b, c_h, h, w), mask (b, 1) -> new hidden (b, c_h, h, w)."""
         gates = self.conv_gates(torch.cat([x, h], dim=1))
-        reset, update = torch.split(gates, self.hidden_dim, dim=1)
-        reset, update = torch.sigmoid(reset), torch.sigmoid(update)
+        reset, update = torch.sigmoid(gates).split(self.hidden_dim, dim=1)
         cand = torch.tanh(self.conv_can(torch.cat([x, reset * h], dim=1)))
         # h_i = (1 - u) * h_i^- + u * candidate; h here is h_i^-, x is E(X_{t_i})
         h_new = (1 - update) * h + update * cand
