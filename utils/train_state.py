@@ -88,13 +88,10 @@ class TrainState:
         self.last_ckpt = path
         if self.main:
             print(f"[train] resumed {path} (epoch {self.epoch + 1}, step {self.step})")
-        per_rank = obj.get("rng_per_rank")
-        if per_rank is not None and len(per_rank) == self.world:  # this process's own streams
-            set_rng_state(per_rank[self.rank])
-        elif self.world == 1 and per_rank is None:
-            set_rng_state(obj["rng"])
-        else:
+        streams = obj.get("rng_per_rank", [obj["rng"]])  # every process's; one process saved its own
+        if len(streams) != self.world:
             return False  # another process count: reseeded per process from (seed, rank, step)
+        set_rng_state(streams[self.rank])
         return True
 
     def _convert_position(self, obj: dict, n_clips: int, n_batches: int) -> None:
