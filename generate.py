@@ -138,8 +138,7 @@ def write_outputs(out: Path, frames: torch.Tensor, mask: np.ndarray, times: list
                   extrap: bool, info: dict) -> None:
     """frames.npy (T', H, W, 3) uint8, times.json, generated.mp4/.gif and strip.png (the observed
     input first when extrapolating). frames (N, C, H, W), pred (T', C, H, W) in [0, 1]; mask (N,)."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_save_npy(out / "frames.npy", to_uint8_hwc(pred.clamp(0, 1)))
+    atomic_save_npy(out / "frames.npy", to_uint8_hwc(pred.clamp(0, 1)))  # the atomic writes make `out`
     shows, show_t, show_obs = [pred], list(times), list(info["observed_time"])
     if extrap:  # the observed input frames, then the prediction
         idx = [i for i, o in enumerate(mask) if o > 0.5]
