@@ -58,8 +58,7 @@ def demo_gif(test_dir: Path, out_path: Path, n_clips: int = 4, fps: int = 4) -> 
         # the observed frames play first in every panel, then each panel's own future
         clip = [torch.cat([obs[i], x], dim=0).clamp(0, 1) for x in (gt, pred, base)]
         videos.append(side_by_side(*clip, labels=["truth", "Vid-ODE", "copy last"]))
-    video = torch.cat(videos, dim=2)  # clips stacked vertically: (T, 3, n*H', W')
-    write_gif(video, out_path, fps=fps)
+    write_gif(torch.cat(videos, dim=2), out_path, fps=fps)  # clips stacked: (T, 3, n*H', W')
     return out_path
 
 

@@ -36,12 +36,10 @@ def video_test_set(clips: dict[str, int], test_ratio: float, seed: int) -> set:
         reach.append(reach[-1] | (reach[-1] << clips[n]))
     total = sum(clips[n] for n in names)
     target = test_ratio * total
-    bits = bin(reach[-1])[:1:-1]
-    sums = [s for s, b in enumerate(bits) if b == "1"]
+    sums = [s for s, b in enumerate(bin(reach[-1])[:1:-1]) if b == "1"]  # the bits, lowest first
     if len(names) >= 2:
         sums = [s for s in sums if 0 < s < total]
-    best = min(sums, key=lambda s: (abs(s - target), s))
-    test, s = set(), best
+    test, s = set(), min(sums, key=lambda s: (abs(s - target), s))  # the best sum
     for i in range(len(order), 0, -1):
         if not (reach[i - 1] >> s) & 1:  # not reachable without video i: it is in the subset
             test.add(order[i - 1])

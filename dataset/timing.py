@@ -29,8 +29,7 @@ def grid(tl: Timeline) -> tuple[np.ndarray, float, float]:
 
 def grid_length(tl: Timeline, pos: np.ndarray) -> int:
     """Slots on the grid: up to the last frame, or the header's count where it declares more."""
-    n = int(pos.max()) + 1 if len(pos) else 0
-    return max(n, tl.declared or 0)
+    return max(int(pos.max()) + 1 if len(pos) else 0, tl.declared or 0)
 
 
 def check(tl: Timeline) -> dict:

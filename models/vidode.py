@@ -21,8 +21,7 @@ def as_step_mask(mask: torch.Tensor, b: int, T: int) -> torch.Tensor:
 def select_steps(x: torch.Tensor, step_mask: torch.Tensor, n_kept: int) -> torch.Tensor:
     """Each sample's kept steps in time order: x (b, T, ...), step_mask bool (b, T) -> (b, K, ...);
     every sample keeps the same number K = `n_kept` of steps (known on the host)."""
-    b = x.size(0)
-    return x[step_mask].reshape(b, n_kept, *x.shape[2:])
+    return x[step_mask].reshape(x.size(0), n_kept, *x.shape[2:])
 
 
 def count_kept(step_mask: torch.Tensor) -> int:

@@ -207,8 +207,7 @@ def read_ckpt(sdist: os.PathLike) -> bytes:
 
 def convert_sdist(sdist: os.PathLike) -> dict:
     """sdist -> verified features state dict (heads equal the lpips package's, content digest)."""
-    params = load_numpy_pickle(read_ckpt(sdist))
-    features, heads = convert(params)
+    features, heads = convert(load_numpy_pickle(read_ckpt(sdist)))
     check_heads(heads)
     digest = features_digest(features)
     if digest != FEATURES_SHA256:

@@ -130,8 +130,7 @@ def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: S
     """(N, 3, H, W) frames in [0,1] at `times` -> (3, H', W') strip in time order, labelled 't=...',
     observed frames outlined green (a PNG at `path` if given)."""
     order = sorted(range(len(times)), key=lambda i: float(times[i]))
-    x = _upscale(frames.detach().float().cpu(), min_height)
-    rgb = to_uint8_hwc(x)  # (N, h, w, 3)
+    rgb = to_uint8_hwc(_upscale(frames.detach().float().cpu(), min_height))  # (N, h, w, 3)
     panels = []
     for i in order:
         img = cv2.copyMakeBorder(rgb[i], border, border, border, border, cv2.BORDER_CONSTANT,
