@@ -183,8 +183,7 @@ class Trainer:
 
 def train(opt: Namespace) -> Path:
     """Phase train: one run (or the resumed one) until a stop; returns the last checkpoint."""
-    trainer = Trainer(opt)
     try:
-        return trainer.run()
+        return Trainer(opt).run()
     finally:
         dist.cleanup()

@@ -106,8 +106,7 @@ def render_frame(params: Dict[str, Any], t: float, size: int) -> np.ndarray:
         alpha = np.clip(0.5 - _distance(s["kind"], qx, qy, r) * size, 0.0, 1.0)[..., None]
         m = _texture(s, qx, qy)[..., None]
         colour = m * np.array(s["colour"]) + (1 - m) * np.array(s["colour2"])
-        box = img[i0:i1, j0:j1]
-        img[i0:i1, j0:j1] = box * (1 - alpha) + colour * alpha
+        img[i0:i1, j0:j1] = img[i0:i1, j0:j1] * (1 - alpha) + colour * alpha
     return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
 
 

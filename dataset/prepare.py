@@ -254,9 +254,8 @@ def prepare(args):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
     try:
-        prepare(args)
+        prepare(_parser().parse_args(argv))
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

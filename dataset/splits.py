@@ -35,11 +35,10 @@ def video_test_set(clips: dict[str, int], test_ratio: float, seed: int) -> set:
     for n in order:
         reach.append(reach[-1] | (reach[-1] << clips[n]))
     total = sum(clips[n] for n in names)
-    target = test_ratio * total
     sums = [s for s, b in enumerate(bin(reach[-1])[:1:-1]) if b == "1"]  # the bits, lowest first
     if len(names) >= 2:
         sums = [s for s in sums if 0 < s < total]
-    test, s = set(), min(sums, key=lambda s: (abs(s - target), s))  # the best sum
+    test, s = set(), min(sums, key=lambda s: (abs(s - test_ratio * total), s))  # the best sum
     for i in range(len(order), 0, -1):
         if not (reach[i - 1] >> s) & 1:  # not reachable without video i: it is in the subset
             test.add(order[i - 1])

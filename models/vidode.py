@@ -127,8 +127,7 @@ class VidODE(nn.Module):
         diff = select_steps(with_base[:, 1:] - with_base[:, :-1], step, K)
         # L_diff = mean |X_hat(t_i) - dY_{t_i}|
         loss_diff = (extra["pred_intermediates"] - diff).abs().mean()
-        loss = loss_recon + loss_diff
-        return {"loss": loss, "loss_recon": loss_recon, "loss_diff": loss_diff,
+        return {"loss": loss_recon + loss_diff, "loss_recon": loss_recon, "loss_diff": loss_diff,
                 "pred_y": pred_x, "target": target, **extra}
 
     forward = compute_all_losses  # the module's forward, which DistributedDataParallel calls

@@ -242,9 +242,8 @@ def ensure(path: os.PathLike = None, log: Callable[[str], None] = print) -> Path
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--path", default=None, help=f"where to write (default: {weights_path()})")
-    args = p.parse_args(argv)
     try:
-        ensure(args.path)
+        ensure(p.parse_args(argv).path)
     except LpipsWeightsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

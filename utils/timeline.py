@@ -49,10 +49,9 @@ def synthesize_per_clip(model: torch.nn.Module, observed: torch.Tensor, mask: to
     """synthesize with each clip's own times (b, T): one ODE solve over their union."""
     b, n = observed.shape[:2]
     solve, keep = union_times(times.to(torch.float64).cpu(), float(n) if extrap else 0.0)
-    obs_tp = model_times(range(n), rate)  # as time_steps(): k / R
     mask = mask.to(observed.dtype).reshape(b, n, 1)
     pred, _ = model.get_reconstruction(model_times(solve, rate), observed * mask[..., None, None],
-                                       obs_tp, mask, keep)
+                                       model_times(range(n), rate), mask, keep)  # observed at k / R
     return pred
 
 

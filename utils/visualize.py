@@ -129,10 +129,9 @@ def strip_with_markers(frames: torch.Tensor, times: Sequence[float], observed: S
                        path: PathLike | None = None, min_height: int = 96, border: int = 3) -> torch.Tensor:
     """(N, 3, H, W) frames in [0,1] at `times` -> (3, H', W') strip in time order, labelled 't=...',
     observed frames outlined green (a PNG at `path` if given)."""
-    order = sorted(range(len(times)), key=lambda i: float(times[i]))
     rgb = to_uint8_hwc(_upscale(frames.detach().float().cpu(), min_height))  # (N, h, w, 3)
     panels = []
-    for i in order:
+    for i in sorted(range(len(times)), key=lambda i: float(times[i])):  # in time order
         img = cv2.copyMakeBorder(rgb[i], border, border, border, border, cv2.BORDER_CONSTANT,
                                  value=OBS_COLOUR if observed[i] else GRAY)
         top = np.full((28, img.shape[1], 3), 255, np.uint8)
