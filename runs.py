@@ -141,7 +141,6 @@ class Resume(NamedTuple):
     checkpoint: Path  # the checkpoint file (in the run's checkpoint folder)
     state: dict       # its contents (utils/train_state.py reads them)
     log_dir: Path
-    step: int
     changed: dict     # option -> {"run": value, "now": value}
 
 
@@ -192,7 +191,7 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
     if dist.rank() == 0:
         what = ", ".join(f"--{k} {v['run']} -> {v['now']}" for k, v in changed.items()) or "no option changed"
         print(f"[train] resuming {log_dir} from {path.name} (step {step}); {what}")
-    return Resume(path, obj, log_dir, step, changed)
+    return Resume(path, obj, log_dir, changed)
 
 
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
@@ -219,7 +218,7 @@ def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Res
 
 def record_resume(resume: Resume, world: int) -> None:
     """Append the resume (time, step, checkpoint, processes, changed options) to resumes.jsonl."""
-    record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "step": resume.step,
+    record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "step": resume.state["step"],
               "checkpoint": str(resume.checkpoint), "world_size": world, "changed": resume.changed}
     with open(resume.log_dir / "resumes.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -175,8 +175,7 @@ def plot_metrics_by_index(series: Mapping[str, Sequence[Mapping]], path: PathLik
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", color="0.4",
                     transform=ax.transAxes)
             ax.set_yticks([])
-        ax.set_title(title)
-        ax.set_xlabel(xlabel)
+        ax.set(title=title, xlabel=xlabel)
         if integer_x:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if len(indices) == 1 and integer_x:  # one frame index: one tick, not a fractional axis around it
