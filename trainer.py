@@ -142,9 +142,7 @@ class Trainer:
             return f"--max_steps {opt.max_steps} reached"
         if time_votes:
             return f"--max_minutes {opt.max_minutes} reached"
-        if stop_votes:
-            return "stopped by request"
-        return None
+        return "stopped by request" if stop_votes else None
 
     def run(self) -> Path:
         """Train until a stop; returns the last checkpoint written."""

@@ -171,9 +171,7 @@ def decode_any(path) -> Decoded:
     """Video file, GIF or frame folder -> frames (T, H, W, 3) uint8 RGB and their Timeline."""
     if os.path.isdir(path):
         return decode_frame_folder(path)
-    if path.lower().endswith(GIF_EXTS):
-        return decode_gif(path)
-    return decode_video(path)
+    return decode_gif(path) if path.lower().endswith(GIF_EXTS) else decode_video(path)
 
 
 def probe_any(path) -> Timeline:
