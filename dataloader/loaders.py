@@ -61,8 +61,7 @@ def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoad
 
 def build_loaders(opt, distributed: bool = False) -> tuple[DataLoader, DataLoader]:
     """(train_loader, test_loader) of batch dictionaries; distributed: each process's share."""
-    train_set = get_dataset(opt, "train")
-    test_set = get_dataset(opt, "test")
+    train_set, test_set = get_dataset(opt, "train"), get_dataset(opt, "test")
     world = dist.world_size() if distributed else 1
     if len(train_set) < world:
         raise DataError(f"the train split has {len(train_set)} clips, fewer than the {world} processes: "
