@@ -17,25 +17,9 @@ from utils.timeline import DEFAULT_FPS_FACTOR, EPS, grid_times, predicted_frames
 from utils.visualize import strip_with_markers, to_uint8_hwc, write_gif, write_mp4
 
 
-def check_times(times: list[float], n: int, mask: np.ndarray, extrap: bool) -> None:
-    """Refuse times the run cannot serve. times: input frame units, increasing; mask (N,) observed."""
-    if extrap:
-        if times[0] < n - EPS:
-            raise RunError(f"time {times[0]:g} is not served by an extrapolation run: it "
-                           f"predicts from frame {n} on (where training placed its initial latent) and "
-                           f"cannot reconstruct or interpolate earlier times. Ask for times >= {n}")
-        return
-    obs = np.flatnonzero(mask > 0.5)
-    lo, hi = int(obs[0]), int(obs[-1])
-    bad = [t for t in times if t < lo - EPS or t > hi + EPS]
-    if bad:
-        raise RunError(f"time {bad[0]:g} lies outside the observed span [{lo}, {hi}]: an "
-                       "interpolation run was trained only between its first and last observed frames "
-                       "and cannot extrapolate. Use times within the span, or an --extrap run")
-
-
 def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.ndarray) -> list[float]:
-    """The checked list of times (input frame units) asked for on the command line."""
+    """The times (input frame units, increasing) asked for on the command line; those the run cannot
+    serve are refused. mask (N,): the observed input frames."""
     if opt.times is not None:
         times = list(opt.times)
     else:
@@ -44,7 +28,19 @@ def requested_times(opt: Namespace, run_opt: SimpleNamespace, n: int, mask: np.n
         if not times:
             raise RunError(f"--horizon {opt.horizon:g} ends before the first frame the run can "
                            f"generate ({n if run_opt.extrap else 0}); extrapolation starts at frame {n}")
-    check_times(times, n, mask, run_opt.extrap)
+    if run_opt.extrap:
+        if times[0] < n - EPS:
+            raise RunError(f"time {times[0]:g} is not served by an extrapolation run: it "
+                           f"predicts from frame {n} on (where training placed its initial latent) and "
+                           f"cannot reconstruct or interpolate earlier times. Ask for times >= {n}")
+        return times
+    obs = np.flatnonzero(mask > 0.5)
+    lo, hi = int(obs[0]), int(obs[-1])
+    bad = [t for t in times if t < lo - EPS or t > hi + EPS]
+    if bad:
+        raise RunError(f"time {bad[0]:g} lies outside the observed span [{lo}, {hi}]: an "
+                       "interpolation run was trained only between its first and last observed frames "
+                       "and cannot extrapolate. Use times within the span, or an --extrap run")
     return times
 
 
