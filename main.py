@@ -149,31 +149,27 @@ def check_generation_opt(opt: argparse.Namespace, parser: argparse.ArgumentParse
         parser.error("give either --times or --fps_factor, not both")
     if opt.fps_factor < 0:
         parser.error(f"--fps_factor must be >= 1 (frames per observed interval), got {opt.fps_factor}")
-    if opt.times is not None:
-        check_times(opt.times, parser)
+    times = opt.times
+    if times is not None:  # at least one, finite, >= 0, increasing, each once (input frame units)
+        from utils.timeline import EPS  # times closer than EPS are one time
+        if len(times) == 0:
+            parser.error("no time stamps requested: give --times with at least one number "
+                         "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
+        if any(not math.isfinite(t) for t in times):
+            parser.error(f"time stamps must be finite numbers, got {times}")
+        if min(times) < 0:
+            parser.error(f"negative time stamp {min(times):g}: times are in frame units of the "
+                         "input, 0 being its first frame")
+        for a, b in zip(times, times[1:]):
+            if abs(b - a) < EPS:
+                parser.error(f"duplicate time stamp {a:g} in --times; list each time once")
+            if b < a:
+                parser.error(f"time stamps must increase ({a:g} then {b:g}): the decoder's "
+                             "ODE and warping chain run forward through them; sort --times")
     if opt.observed is not None and (not opt.observed or len(set(opt.observed)) != len(opt.observed)
                                      or min(opt.observed) < 0):
         parser.error("--observed lists the 0-based indices of the observed input frames, each once (none "
                      f"twice, none negative), got {','.join(map(str, opt.observed)) or 'none'}")
-
-
-def check_times(times: list[float], parser: argparse.ArgumentParser) -> None:
-    """--times: at least one, finite, >= 0, increasing, each once (input frame units)."""
-    from utils.timeline import EPS  # times closer than EPS are one time
-    if len(times) == 0:
-        parser.error("no time stamps requested: give --times with at least one number "
-                     "(frame units of the input, e.g. --times 0,0.5,1) or --fps_factor")
-    if any(not math.isfinite(t) for t in times):
-        parser.error(f"time stamps must be finite numbers, got {times}")
-    if min(times) < 0:
-        parser.error(f"negative time stamp {min(times):g}: times are in frame units of the input, 0 being "
-                     "its first frame")
-    for a, b in zip(times, times[1:]):
-        if abs(b - a) < EPS:
-            parser.error(f"duplicate time stamp {a:g} in --times; list each time once")
-        if b < a:
-            parser.error(f"time stamps must increase ({a:g} then {b:g}): the decoder's "
-                         "ODE and warping chain run forward through them; sort --times")
 
 
 def get_opt(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
