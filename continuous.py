@@ -81,11 +81,10 @@ def frame_kinds(run_opt: SimpleNamespace, n_frames: int, n_obs: int,
                 mask: torch.Tensor) -> tuple[torch.Tensor, list[tuple[str, int]], torch.Tensor]:
     """Rows of the held-out table for a full-rate window's n_frames, mask (b, n_obs, 1) -> (scored
     (n_frames,) bool, keys [(kind, m)] (m / D: the position), rows (b, Ts): each frame's key index)."""
-    d = stored_frames_per_slot(run_opt)
+    d, k = stored_frames_per_slot(run_opt), frame_stride(run_opt)
     i = torch.arange(n_frames)
     g, m = i // d, i % d
     scored = g >= n_obs if run_opt.extrap else i <= (n_obs - 1) * d
-    k = frame_stride(run_opt)
     b = mask.size(0)
     obs = mask.reshape(b, n_obs) > 0.5
     keys: dict[tuple[str, int], int] = {}  # each key's row index, in order of appearance

@@ -99,8 +99,7 @@ def load_input(opt: Namespace, run_opt: SimpleNamespace) -> tuple[torch.Tensor, 
     """--input -> (frames (N, C, H, W) model scale, mask (N,) float32, label)."""
     spec = "0" if opt.input is None else str(opt.input).strip()
     if _is_clip_index(spec):
-        ds = get_dataset(run_opt, "test")
-        i = int(spec)
+        ds, i = get_dataset(run_opt, "test"), int(spec)
         if not 0 <= i < len(ds):
             raise RunError(f"--input {i}: clip index out of range, the test split of {run_opt.dataset} "
                            f"has {len(ds)} clips (0..{len(ds) - 1})")

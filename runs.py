@@ -105,8 +105,7 @@ def read_options(test_dir: str | Path) -> dict:
 
 def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
     """The options with the run's (`saved`) as OPTIONS says; data_from_run: data options taken."""
-    merged = dict(vars(opt))
-    given = set(getattr(opt, "explicit", ()))
+    merged, given = dict(vars(opt)), set(getattr(opt, "explicit", ()))
     ignored = [k for k, (_, r) in OPTIONS.items() if r == "model" and k in given and saved[k] != merged.get(k)]
     merged["data_from_run"] = [k for k, (_, r) in OPTIONS.items() if r == "data" and k not in given]
     for k, (_, r) in OPTIONS.items():

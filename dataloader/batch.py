@@ -20,8 +20,7 @@ def make_batch(data: torch.Tensor, mask: torch.Tensor, time_steps: torch.Tensor,
     to-predict parts (docs/algorithm.md section 2); mode: 'test' for the test-time interpolations."""
     mode = mode or ("test" if (test_interp or predict_unobserved) else "train")
     b, t = data.shape[:2]
-    mask = mask.to(data.dtype).reshape(b, t, 1)
-    time_steps = time_steps.to(torch.float32)
+    mask, time_steps = mask.to(data.dtype).reshape(b, t, 1), time_steps.to(torch.float32)
     if test_interp:
         keep = mask[..., 0] > 0.5  # (b, T)
         n_obs = int(keep[0].sum())

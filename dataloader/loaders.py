@@ -41,8 +41,7 @@ class ResumableSampler(DistributedSampler):
 
 
 def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoader:
-    workers = max(0, int(getattr(opt, "workers", 0)))
-    seed = int(getattr(opt, "seed", 0))
+    workers, seed = max(0, int(getattr(opt, "workers", 0))), int(getattr(opt, "seed", 0))
     rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
     generator = torch.Generator().manual_seed(seed + (0 if train else 1) + 7919 * rank)  # workers' seeds
     if workers:

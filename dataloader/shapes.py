@@ -12,8 +12,7 @@ from utils.atomic import atomic_save_npy, atomic_write_json
 
 SIZE = 64        # stored frame side (opt.input_size resizes)
 N_FRAMES = 30
-N_TRAIN = 320
-N_TEST = 32
+N_TRAIN, N_TEST = 320, 32
 SEED = 2021      # fixed: every user gets the same data set
 FRAME_DT = 1.0   # time of frame k is k * FRAME_DT (time unit: frames)
 KINDS = ("circle", "square", "triangle")
@@ -30,8 +29,7 @@ def make_clip_params(rng: np.random.Generator) -> Dict[str, Any]:
     for _ in range(int(rng.integers(2, 4))):
         speed = rng.uniform(0.025, 0.045)          # of the frame side per frame (~1.6-2.9 px at 64)
         heading = rng.uniform(0, 2 * math.pi)
-        rotating = rng.random() < 0.6
-        pulsing = rng.random() < 0.5
+        rotating, pulsing = rng.random() < 0.6, rng.random() < 0.5
         shapes.append({
             "kind": KINDS[int(rng.integers(len(KINDS)))],
             "texture": TEXTURES[int(rng.integers(len(TEXTURES)))],

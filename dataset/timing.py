@@ -35,8 +35,7 @@ def grid_length(tl: Timeline, pos: np.ndarray) -> int:
 def check(tl: Timeline) -> dict:
     """The report's numbers: declared, decoded, rate, on_grid, missing, duplicates, gap."""
     pos, _, period = grid(tl)
-    distinct = len(np.unique(pos))
-    expected = grid_length(tl, pos)
+    distinct, expected = len(np.unique(pos)), grid_length(tl, pos)
     missing = expected - distinct
     rate = float(f"{1 / period:.9g}") if has_grid(tl) else tl.rate  # the grid's, fitted
     out = {"declared": tl.declared, "decoded": tl.decoded, "rate": rate, "on_grid": expected,
