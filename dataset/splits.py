@@ -14,8 +14,7 @@ def seeded_split(names, test_ratio, seed):
     n_test = int(round(len(names) * test_ratio))
     if test_ratio > 0 and len(names) >= 2:
         n_test = min(max(n_test, 1), len(names) - 1)
-    order = np.random.default_rng(seed).permutation(len(names))
-    test = {names[i] for i in order[:n_test]}
+    test = {names[i] for i in np.random.default_rng(seed).permutation(len(names))[:n_test]}
     return {n: "test" if n in test else "train" for n in names}
 
 
