@@ -196,10 +196,8 @@ def resume_run(opt: Namespace, world: int = 1) -> Resume:
 def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Resume] = None) -> tuple[Path, Path]:
     """(log folder, checkpoint folder), the resumed run's or new ones (opt.log_dir, checkpoint_dir);
     rank 0 creates them, removes stale temp files and writes a new run's options.json."""
-    if resume is not None:
-        log_dir, ckpt_dir = resume.log_dir, resume.checkpoint.parent
-    else:
-        log_dir, ckpt_dir = map(Path, dist.broadcast_object(new_run_dirs(opt) if is_main else None))
+    log_dir, ckpt_dir = ((resume.log_dir, resume.checkpoint.parent) if resume is not None else
+                         map(Path, dist.broadcast_object(new_run_dirs(opt) if is_main else None)))
     opt.log_dir, opt.checkpoint_dir = str(log_dir), str(ckpt_dir)
     if is_main:
         (log_dir / "images").mkdir(parents=True, exist_ok=True)

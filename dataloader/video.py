@@ -110,7 +110,7 @@ def _decode_opencv(path, reason):
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         raise SkipItem(f"{reason}, and OpenCV cannot open it either")
-    count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)
+    count, fps = cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)  # 0 where unknown
     frames, times = [], []
     try:
         while True:
@@ -123,9 +123,8 @@ def _decode_opencv(path, reason):
             times.append(cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0)
     finally:
         cap.release()
-    rate = float(fps) if fps and fps > 0 else None
-    declared = int(count) if count and count > 0 else None
-    return _video(frames, times, rate, declared, "opencv", f"{reason}: read with OpenCV")
+    return _video(frames, times, float(fps) if fps > 0 else None, int(count) if count > 0 else None,
+                  "opencv", f"{reason}: read with OpenCV")
 
 
 _PIL_ERRORS = (OSError, ValueError, EOFError)  # PIL.UnidentifiedImageError is an OSError

@@ -29,8 +29,7 @@ class TrainState:
     def __init__(self, opt: Namespace, model: torch.nn.Module, netD_img: torch.nn.Module, netD_seq: torch.nn.Module,
                  optG: torch.optim.Optimizer, optD: torch.optim.Optimizer, scaler=None, rank: int = 0,
                  world: int = 1):
-        self.opt = opt
-        self.model, self.netD_img, self.netD_seq = model, netD_img, netD_seq
+        self.opt, self.model, self.netD_img, self.netD_seq = opt, model, netD_img, netD_seq
         self.optG, self.optD, self.scaler = optG, optD, scaler
         self.rank, self.world, self.main = rank, world, rank == 0
         self.epoch, self.step, self.batch_in_epoch, self.n_batches = 0, 0, 0, 0
