@@ -146,11 +146,9 @@ def write_report(dst, name, options, summary, split, previous=None):
     before = {e["source"]: e for e in (previous or {}).get("sources", []) if "source" in e}
     entries = [{**before[e["source"]], "status": "present", "present": e["present"]}
                if e["status"] == "present" and e["source"] in before else e for e in summary["sources"]]
-    w, p = summary["written"], summary["present"]
     atomic_write_json(os.path.join(dst, REPORT), {
-        "preparation": name, "options": options,
-        "written": {"train": w["train"], "test": w["test"]},
-        "present": {"train": p["train"], "test": p["test"]},
+        "preparation": name, "options": options,  # then the written and present files per split:
+        **{k: {s: summary[k][s] for s in ("train", "test")} for k in ("written", "present")},
         "skipped": len(summary["skipped"]),
         "split": split if split is not None else (previous or {}).get("split"),
         "sources": entries})
