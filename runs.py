@@ -108,9 +108,8 @@ def merge_run_options(opt: Namespace, saved: dict) -> SimpleNamespace:
     merged, given = dict(vars(opt)), set(getattr(opt, "explicit", ()))
     ignored = [k for k, (_, r) in OPTIONS.items() if r == "model" and k in given and saved[k] != merged.get(k)]
     merged["data_from_run"] = [k for k, (_, r) in OPTIONS.items() if r == "data" and k not in given]
-    for k, (_, r) in OPTIONS.items():
-        if r == "model" or k in merged["data_from_run"]:
-            merged[k] = saved[k]
+    merged.update({k: saved[k] for k, (_, r) in OPTIONS.items()  # the run's own, as OPTIONS says
+                   if r == "model" or k in merged["data_from_run"]})
     merged["log_dir"], merged["checkpoint_dir"] = saved["log_dir"], saved["checkpoint_dir"]
     if ignored and os.environ.get("RANK", "0") == "0":  # before the process group exists
         print("[run] the run's own options are used: " + "; ".join(
