@@ -70,10 +70,9 @@ class Collate:
     def __call__(self, items):
         data = torch.stack([it[0] for it in items])  # (b, T, c, h, w)
         mask = torch.stack([it[1] for it in items])  # (b, T, 1)
-        index = torch.tensor([it[2] for it in items], dtype=torch.int64)
         batch = make_batch(data, mask, self.time_steps, self.opt, test_interp=self.plan.test_interp,
                            predict_unobserved=self.plan.predict_unobserved, mode=self.mode,
-                           clip_index=index)
+                           clip_index=[it[2] for it in items])
         if len(items[0]) > 3:
             batch["full_rate_data"] = torch.stack([it[3][0] for it in items])  # (b, Tf, c, h, w)
             batch["full_rate_positions"] = torch.from_numpy(np.stack([it[3][1] for it in items])).float()

@@ -87,8 +87,7 @@ def decode_video(path, pixels=True) -> Decoded:
     if container is None:
         return _decode_opencv(path, reason=stream)
     declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
-    rate = stream.guessed_rate or stream.average_rate
-    rate = float(rate) if rate and rate > 0 else None
+    rate = float(stream.guessed_rate or stream.average_rate or 0) or None  # 0: none declared
     stream.thread_type = "AUTO"
     frames, times = [], []
     try:
