@@ -189,8 +189,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from dataloader import DataError
     from runs import RunError, RunFinished
     from utils.checkpoint import CheckpointError
-    module = {"train": "trainer", "test_met": "tester", "generate": "generate",  # its function: opt.phase
-              "eval_continuous": "continuous"}[opt.phase]
+    module = {"train": "trainer", "test_met": "tester", "generate": "generate",
+              "eval_continuous": "continuous"}[opt.phase]  # whose function opt.phase runs
     try:
         getattr(importlib.import_module(module), opt.phase)(opt)
     except RunFinished as e:

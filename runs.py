@@ -214,8 +214,9 @@ def training_run_dirs(opt: Namespace, is_main: bool = True, resume: Optional[Res
 
 def record_resume(resume: Resume, world: int) -> None:
     """Append the resume (time, step, checkpoint, processes, changed options) to resumes.jsonl."""
-    record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "step": resume.state["step"],
-              "checkpoint": str(resume.checkpoint), "world_size": world, "changed": resume.changed}
+    record = {"time": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "step": resume.state["step"], "checkpoint": str(resume.checkpoint),
+              "world_size": world, "changed": resume.changed}
     with open(resume.log_dir / "resumes.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
 

@@ -43,7 +43,7 @@ class ResumableSampler(DistributedSampler):
 def _loader(opt, dataset, mode: str, train: bool, distributed: bool) -> DataLoader:
     workers, seed = max(0, int(getattr(opt, "workers", 0))), int(getattr(opt, "seed", 0))
     rank, world = (dist.rank(), dist.world_size()) if distributed else (0, 1)
-    generator = torch.Generator().manual_seed(seed + (0 if train else 1) + 7919 * rank)  # workers' seeds
+    generator = torch.Generator().manual_seed(seed + (0 if train else 1) + 7919 * rank)
     if workers:
         warm_up()  # forked workers inherit the loaded modules
     if train:

@@ -20,7 +20,7 @@ def read_header(path):
     """(shape, dtype) of an .npy file; DataError if it is unreadable or truncated."""
     try:
         with open(path, "rb") as f:
-            fmt = np.lib.format
+            fmt = np.lib.format  # a version 1.0 header, or the 2.0 layout
             read = fmt.read_array_header_1_0 if fmt.read_magic(f) == (1, 0) else fmt.read_array_header_2_0
             shape, fortran, dtype = read(f)
             offset = f.tell()

@@ -76,7 +76,7 @@ def sample_clip(length: int, plan: Plan, rng: np.random.Generator) -> tuple[np.n
     k = plan.frame_stride
     if k == 1:
         return _sample_frames(length, plan, rng)
-    last = min(k - 1, length - plan.min_stored_length) if plan.random_start else 0  # the largest offset
+    last = min(k - 1, length - plan.min_stored_length) if plan.random_start else 0  # largest offset
     offset = int(rng.integers(0, last + 1)) if last > 0 else 0
     idx, mask = _sample_frames(strided_length(length, k, offset), plan, rng)
     return offset + k * idx, mask  # strided frame j is stored frame offset + k j (int64)

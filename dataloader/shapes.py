@@ -36,7 +36,8 @@ def make_clip_params(rng: np.random.Generator) -> Dict[str, Any]:
             "colour": _colour(rng), "colour2": _colour(rng, 0.0, 0.6),
             "tex_period": float(rng.uniform(0.07, 0.14)), "radius": float(rng.uniform(0.09, 0.15)),
             "pulse_amp": float(rng.uniform(0.1, 0.25)) if pulsing else 0.0,
-            "pulse_period": float(rng.uniform(14, 30)), "pulse_phase": float(rng.uniform(0, 2 * math.pi)),
+            "pulse_period": float(rng.uniform(14, 30)),
+            "pulse_phase": float(rng.uniform(0, 2 * math.pi)),
             "x0": float(rng.random()), "y0": float(rng.random()),   # start, fraction of the free path
             "vx": float(speed * math.cos(heading)), "vy": float(speed * math.sin(heading)),
             "angle0": float(rng.uniform(0, 2 * math.pi)),

@@ -278,9 +278,10 @@ def media_items(src, gifs_only, size, clip_len, test_ratio, seed, split_by, hold
                if os.path.isdir(os.path.join(src, s))}
     names = {} if folders else _names(src, gifs_only)
     if not names and not any(folders.values()):
-        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and "
-                           "moving-gif/test/*.gif)" if gifs_only else f"{src}: no videos "
-                           f"({', '.join(VIDEO_EXTS + GIF_EXTS)}) and no folders of frames (jpg, png, bmp)")
+        exts = ", ".join(VIDEO_EXTS + GIF_EXTS)
+        raise PrepareError(f"{src}: no .gif files (expected moving-gif/train/*.gif and moving-gif/"
+                           "test/*.gif)" if gifs_only else
+                           f"{src}: no videos ({exts}) and no folders of frames (jpg, png, bmp)")
     if folders:
         if split_by:
             print(f"{src} has train/ and test/ folders: they are kept, --split_by {split_by} "
@@ -361,7 +362,8 @@ def hurricane_items(src, test_ratio=0.1, seed=0):
                   f"seeded split of those (--test_ratio {test_ratio}, --seed {seed})")
         seeded = seeded_split(rest, test_ratio, seed)
         seqs = [(p, i, n, split or seeded[n]) for p, i, n, split in seqs]
-    return [Item(split, f"{p}[{i}]", [n], partial(_hurricane_seq, p, i, n, split)) for p, i, n, split in seqs]
+    return [Item(split, f"{p}[{i}]", [n], partial(_hurricane_seq, p, i, n, split))
+            for p, i, n, split in seqs]
 
 
 def _hurricane_seq(path, i, name, split):

@@ -112,7 +112,7 @@ class VidODE(nn.Module):
 
     def compute_all_losses(self, batch_dict: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Generator loss (L1 reconstruction + L1 on frame differences) and the prediction: loss,
-        loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...), get_reconstruction's extra."""
+        loss_recon, loss_diff, pred_y (b, K, C, H, W), target (b, K, ...) and the extra tensors."""
         pred_x, extra = self.get_reconstruction(
             time_steps_to_predict=batch_dict["tp_to_predict"], truth=batch_dict["observed_data"],
             truth_time_steps=batch_dict["observed_tp"], mask=batch_dict["observed_mask"],

@@ -156,7 +156,7 @@ def load_lpips(device="cpu", offline: bool = False, pretrained_backbone: bool = 
     url = AlexNet_Weights.IMAGENET1K_V1.url
     tv_path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path))
     jax_path = lpips_weights.weights_path()
-    offline = offline or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")  # set to anything but 0
+    offline = offline or os.environ.get("VIDODE_OFFLINE", "") not in ("", "0")  # anything but 0
     features, source = None, None
     if os.path.isfile(tv_path):
         try:

@@ -57,7 +57,7 @@ class TrainState:
             if rngs is not None:
                 state["rng_per_rank"] = rngs
             self.last_ckpt = save_checkpoint(state, ckpt_dir, self.step)
-        self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # rank 0's path; a barrier under torchrun
+        self.last_ckpt = dist.broadcast_object(self.last_ckpt)  # rank 0's; a barrier under torchrun
         return self.last_ckpt
 
     def start(self, path: Path | None, obj: dict | None, n_clips: int, n_batches: int) -> None:
