@@ -75,9 +75,8 @@ def atomic_path(path: "str | os.PathLike[str]", keep_suffix: bool = False):
 
 def atomic_write_with(path: "str | os.PathLike[str]", write) -> None:
     """Open a temp file beside `path` for binary writing, call write(fileobj), then replace."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "xb") as f:
-            write(f)
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        write(f)
 
 
 def atomic_write_bytes(path: "str | os.PathLike[str]", data: bytes) -> None:
