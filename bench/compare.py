@@ -33,11 +33,11 @@ def child(root: str, options: list[str], warmup: int, iters: int, phases: bool, 
     import time
     import torch
     import main
+    import runs
     from models import VidODE, create_netD, train_step
     from models.performance import apply_speed_options
     sys.path.insert(0, str(HERE / "bench"))
-    from bench_train import random_batch
-    import runs
+    from bench_train import random_batch  # (puts this checkout first on sys.path: import the other's code before)
     opt = main.get_opt(options)
     runs.configure_threads(opt)  # as each checkout's trainer sets up the process (--malloc_reuse_mb here)
     torch.set_num_threads(threads)
