@@ -70,6 +70,8 @@ def _build_parser():
     add("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps, ...")
     add("--seed", type=int, default=0, help="seed of every random-number generator")
     add("--num_threads", type=int, default=0, help="CPU threads for torch (0: torch's default)")
+    add("--malloc_reuse_mb", type=int, default=64,
+        help="glibc malloc reuses freed blocks under this size (CPU speed; 0: glibc's defaults)")
     add("--data_root", default="./dataset", help="folder holding <root>/{train,test}/*.npy")
     add("--frame_stride", type=_positive_int, default=1,
         help="see every k-th frame of a clip (eval_continuous scores the frames between)")
@@ -116,7 +118,8 @@ def check_opt(opt: argparse.Namespace, parser: argparse.ArgumentParser) -> argpa
                      "(storage/logs/<MMDD>/<run>)")
     if opt.lr <= 0:
         parser.error("--lr must be positive")
-    zero = {"workers": "load in the main process", "num_threads": "torch's default", "max_steps": "no limit",
+    zero = {"workers": "load in the main process", "num_threads": "torch's default",
+            "malloc_reuse_mb": "glibc's defaults", "max_steps": "no limit",
             "max_minutes": "no limit", "max_test_batches": "all", "n_layers": "no hidden layer"}
     for name, meaning in zero.items():
         if getattr(opt, name) < 0:

@@ -10,7 +10,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from models.performance import apply_speed_options
-from utils import distributed as dist
+from utils import distributed as dist, malloc
 from utils.atomic import atomic_write_json, remove_stale_temps
 from utils.checkpoint import (CheckpointError, generator_state_from, load_checkpoint, newest_checkpoint,
                               resolve_checkpoint)
@@ -39,7 +39,7 @@ OPTIONS = {
     **dict.fromkeys(("data_root", "custom_root"), (ALL, "data")),
     **dict.fromkeys(("epoch", "max_steps", "max_minutes", "log_print_freq", "image_print_freq", "ckpt_save_freq",
                      "test_every_epochs", "storage", "max_test_batches"), (ALL, "free")),
-    **dict.fromkeys(("device", "workers", "num_threads"), (ALL, "here")),
+    **dict.fromkeys(("device", "workers", "num_threads", "malloc_reuse_mb"), (ALL, "here")),
     "resume": (TRAIN, "none"), "sync_bn": (TRAIN, "fixed"), "phase": (ALL, "none"), "explicit": (ALL, "none"),
     **dict.fromkeys(("test_dir", "ckpt", "bn_running_stats"), (EVAL, "none")),
     "save_images": (("test_met",), "none"),
@@ -64,10 +64,9 @@ class LoadedRun(NamedTuple):
 
 
 def start_process(opt: Namespace | SimpleNamespace) -> tuple[int, int, torch.device]:
-    """(rank, world size, device) of this process: torch's CPU threads set (--num_threads; 0: torch's
-    default), --device resolved ("auto": CUDA when available), torchrun's process group joined."""
-    if getattr(opt, "num_threads", 0):
-        torch.set_num_threads(opt.num_threads)
+    """(rank, world size, device) of this process: configure_threads, --device resolved ("auto":
+    CUDA when available), torchrun's process group joined."""
+    configure_threads(opt)
     auto = opt.device in (None, "", "auto")
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if auto else opt.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -247,8 +246,16 @@ def load_run(opt: Namespace, needs_data: bool = True) -> LoadedRun:
     return LoadedRun(run_opt, model, path, obj.get("step") if "netG" in obj else None, device)
 
 
+def configure_threads(opt: Namespace | SimpleNamespace) -> None:
+    """--num_threads: torch's CPU threads (0 leaves torch's default); --malloc_reuse_mb."""
+    if getattr(opt, "num_threads", 0):
+        torch.set_num_threads(opt.num_threads)
+    malloc.reuse_freed_memory(getattr(opt, "malloc_reuse_mb", 0))
+
+
 def describe_run(opt: Namespace | SimpleNamespace, device: torch.device) -> str:
     """The first log line: device, threads, torch version and the decoder solver."""
-    where = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f", {torch.get_num_threads()} threads"
+    where = (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
+             else f", {torch.get_num_threads()} threads, {malloc.describe()}")
     solver = " -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)" if opt.dec_diff == "adams" else ""
     return f"device {device}{where}, torch {torch.__version__}; decoder solver: {opt.dec_diff}{solver}"

@@ -63,8 +63,10 @@ def training_setup(config, mode, threads):
     import main
     from models import VidODE, create_netD
     from models.performance import apply_speed_options
-    torch.set_num_threads(threads)
+    from runs import configure_threads
     opt = main.get_opt(CONFIGS[config] + MODES[mode])
+    configure_threads(opt)  # as the trainer sets up the process (--malloc_reuse_mb)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = VidODE(opt, "cpu")
     netD_img, netD_seq, optD = create_netD(opt, "cpu")

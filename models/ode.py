@@ -67,18 +67,22 @@ class DiffeqSolver(nn.Module):
         if (self.checkpoint and worth_recomputing(z0) and z0.requires_grad
                 and not torch.compiler.is_compiling()):
             return self.checkpointed(z0, times)
+        return self.solve(z0, times)
+
+    def solve(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """The solve itself, keeping every stage for the backward pass. -> z (b, T, c, h, w)."""
         # z_{t_1}, ..., z_{t_T} = ODESolve(f_phi, z_{t_0}, (t_1, ..., t_T))
         sol = odeint(self.ode_func, z0, times, rtol=self.rtol, atol=self.atol, method=self.method)
         return sol.transpose(0, 1)  # (T, b, c, h, w) -> (b, T, c, h, w)
 
     def checkpointed(self, z0: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
-        """forward's solve under torch.utils.checkpoint. z0 (b, c, h, w) -> z (b, T, c, h, w)."""
+        """solve under torch.utils.checkpoint. z0 (b, c, h, w) -> z (b, T, c, h, w)."""
         solves = []
 
         def solve(z, t):
             nfe = self.ode_func.nfe
             try:
-                return odeint(self.ode_func, z, t, rtol=self.rtol, atol=self.atol, method=self.method).transpose(0, 1)
+                return self.solve(z, t)
             finally:
                 if solves:  # the backward pass's recomputation
                     self.ode_func.nfe = nfe

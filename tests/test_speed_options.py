@@ -477,3 +477,20 @@ def test_savers_on_cuda_give_the_plain_numbers(monkeypatch):
         fast.recompute = True
         x, g = x.to("cuda"), g.to("cuda")
         _assert_identical(_run(fast, x, g, **kw), _run(plain, x, g, **kw))
+
+
+def test_malloc_reuse_is_set_and_reported():
+    """--malloc_reuse_mb: glibc's mallopt takes it and the run's first log line says so; 0
+    changes nothing. (A process-wide setting: it changes no number, only where memory comes from.)"""
+    import platform
+    import runs
+    from utils import malloc
+    before = malloc.reuse_freed_memory(0)
+    assert malloc.reuse_freed_memory(0) == before  # 0: nothing changed
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("not glibc: the allocator is left as it is")
+    opt = main.get_opt(["--malloc_reuse_mb", "64"])
+    runs.configure_threads(opt)
+    assert "malloc reuses freed blocks under 64 MB" in runs.describe_run(opt, torch.device("cpu"))
+    with pytest.raises(SystemExit):
+        main.get_opt(["--malloc_reuse_mb", "-1"])
