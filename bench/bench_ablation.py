@@ -53,9 +53,9 @@ def interleaved(config, mode, variants, iters, warmup, threads):
     speed drifts over minutes. Peak memory cannot be told apart this way."""
     import time
 
-    from bench_train import training_setup
+    from bench_train import CONFIGS, MODES, training_setup
     from models import apply_performance, train_step
-    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
+    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(CONFIGS[config] + MODES[mode], threads)
     times = {v: [] for v in variants}
     for i in range(warmup + iters):
         for v in variants:

@@ -56,15 +56,15 @@ def random_batch(opt, seed=0):
     return make_batch(data, mask, tp.float(), opt)
 
 
-def training_setup(config, mode, threads):
-    """Options, networks, optimisers and a random batch for one configuration, on the CPU; the
+def training_setup(options, threads):
+    """Options, networks, optimisers and a random batch for one command line, on the CPU; the
     speed and memory options applied as the trainer applies them (apply_speed_options)."""
     import torch
     import main
     from models import VidODE, create_netD
     from models.performance import apply_speed_options
     from runs import configure_threads
-    opt = main.get_opt(CONFIGS[config] + MODES[mode])
+    opt = main.get_opt(options)
     configure_threads(opt)  # as the trainer sets up the process (--malloc_reuse_mb)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -80,7 +80,7 @@ def run_one(config, mode, iters, warmup, threads, profile_phases=False, performa
     the trainer's (e.g. {"recompute": False}); step_options: train_step's keyword switches."""
     import torch
     from models import apply_performance, train_step
-    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(config, mode, threads)
+    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(CONFIGS[config] + MODES[mode], threads)
     if performance:
         apply_performance(model, netD_img, netD_seq, **performance)
     step_options = step_options or {}

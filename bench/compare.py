@@ -31,22 +31,11 @@ def child(root: str, options: list[str], warmup: int, iters: int, phases: bool, 
     sys.path.insert(0, root)
     import resource
     import time
-    import torch
-    import main
-    import runs
-    from models import VidODE, create_netD, train_step
-    from models.performance import apply_speed_options
+    import dataloader, main, models, runs  # noqa: F401  root's, before bench_train puts this checkout first
+    from models import train_step
     sys.path.insert(0, str(HERE / "bench"))
-    from bench_train import random_batch  # (puts this checkout first on sys.path: import the other's code before)
-    opt = main.get_opt(options)
-    runs.configure_threads(opt)  # as each checkout's trainer sets up the process (--malloc_reuse_mb here)
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = VidODE(opt, "cpu")
-    netD_img, netD_seq, optD = create_netD(opt, "cpu")
-    apply_speed_options(opt, model, netD_img, netD_seq)
-    optG = torch.optim.Adamax(model.parameters(), lr=opt.lr)
-    batch = random_batch(opt)
+    from bench_train import training_setup
+    opt, model, netD_img, netD_seq, optG, optD, batch = training_setup(options, threads)
     times, cpu = [], []
     for _ in range(warmup + iters):
         t0, c0 = time.perf_counter(), time.process_time()
