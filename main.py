@@ -11,12 +11,6 @@ PHASES = ("train", "test_met", "generate", "eval_continuous")
 SOLVERS = ("dopri5", "euler", "adams", "rk4", "midpoint", "bosh3", "dopri8", "implicit_adams")
 
 
-def default_workers() -> int:
-    """--workers' default: 4, at most the CPUs this process may run on."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(4, cpus))
-
-
 def _positive_int(text):
     value = int(text)
     if value <= 0:
@@ -39,9 +33,10 @@ def _build_parser():
                                 "generate video at any time stamps.",
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = p.add_argument
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     # --- options of the paper's code, same names and defaults (docs/algorithm.md section 1) ---
     add("--name", default="vid_ode", help="experiment name")
-    add("-j", "--workers", type=int, default=default_workers(),
+    add("-j", "--workers", type=int, default=max(1, min(4, cpus)),
         help="data-loading processes (0: the main process); 4, or the CPUs available when fewer")
     add("-b", "--batch_size", type=_positive_int, default=8, help="clips per step (per process)")
     add("--epoch", type=_positive_int, default=500)
