@@ -82,7 +82,7 @@ def _build_parser():
     add("--no_lpips", action="store_true", help="test_met, eval_continuous: skip LPIPS")
     add("--offline", action="store_true", help="never download LPIPS weights (or VIDODE_OFFLINE=1)")
     add("--bn_running_stats", action="store_true", help="evaluate with BatchNorm running statistics")
-    add("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (GPU)")
+    add("--amp", default="off", choices=("off", "bf16", "fp16"), help="autocast (bf16: GPU or a bf16 CPU; fp16: GPU)")
     add("--channels_last", action="store_true", help="channels_last memory format")
     add("--compile", action="store_true", help="torch.compile the convolutional parts")
     add("--sync_bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")

@@ -254,8 +254,13 @@ def configure_threads(opt: Namespace | SimpleNamespace) -> None:
 
 
 def describe_run(opt: Namespace | SimpleNamespace, device: torch.device) -> str:
-    """The first log line: device, threads, torch version and the decoder solver."""
+    """The first log line: device, threads, precision, torch version and the decoder solver."""
     where = (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
              else f", {torch.get_num_threads()} threads, {malloc.describe()}")
+    amp = getattr(opt, "amp", "off")
+    precision = "float32" if amp == "off" else f"autocast {amp}"
+    if amp == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        precision += " (this CPU has no bf16 instructions: expect it slower than float32)"
     solver = " -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)" if opt.dec_diff == "adams" else ""
-    return f"device {device}{where}, torch {torch.__version__}; decoder solver: {opt.dec_diff}{solver}"
+    return (f"device {device}{where}, {precision}, torch {torch.__version__}; "
+            f"decoder solver: {opt.dec_diff}{solver}")

@@ -494,3 +494,16 @@ def test_malloc_reuse_is_set_and_reported():
     assert "malloc reuses freed blocks under 64 MB" in runs.describe_run(opt, torch.device("cpu"))
     with pytest.raises(SystemExit):
         main.get_opt(["--malloc_reuse_mb", "-1"])
+
+
+def test_first_log_line_names_the_precision(monkeypatch):
+    """The run's first log line says float32 or the autocast dtype, and warns where a CPU without
+    bf16 instructions is asked for --amp bf16."""
+    import runs
+    assert ", float32, " in runs.describe_run(main.get_opt([]), torch.device("cpu"))
+    bf16 = main.get_opt(["--amp", "bf16"])
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)
+    line = runs.describe_run(bf16, torch.device("cpu"))
+    assert ", autocast bf16, " in line and "slower" not in line
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)
+    assert "no bf16 instructions" in runs.describe_run(bf16, torch.device("cpu"))
