@@ -2,6 +2,7 @@
 
     python bench/compare.py --against /work/wt/base               # both configurations
     python bench/compare.py --against /work/wt/base --configs default --rounds 3
+    python bench/compare.py --against /work/wt/base --this_options "--amp bf16"  # this one in bf16
 
 Alternates processes (other, this, other, this, ...) so that a machine whose speed drifts blurs
 both alike; each process imports its own checkout's code, builds the networks as the trainer
@@ -13,6 +14,7 @@ line per process, then per configuration the medians over rounds and the ratios 
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -58,11 +60,13 @@ def main_cli() -> None:
     p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--this_options", default="", help="options added for this checkout only, e.g. '--amp bf16'")
     p.add_argument("--child", nargs=2, metavar=("ROOT", "CONFIG"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         options, warmup, iters, phases = CONFIGS[args.child[1]]
-        print(json.dumps(child(args.child[0], options, warmup, iters, phases, args.threads)))
+        extra = shlex.split(args.this_options) if Path(args.child[0]).resolve() == HERE else []
+        print(json.dumps(child(args.child[0], options + extra, warmup, iters, phases, args.threads)))
         return
     roots = {"other": str(Path(args.against).resolve()), "this": str(HERE)}
     for config in args.configs:
@@ -70,7 +74,7 @@ def main_cli() -> None:
         for r in range(args.rounds):
             for name, root in roots.items():
                 cmd = [sys.executable, __file__, "--against", args.against, "--threads", str(args.threads),
-                       "--child", root, config]
+                       "--this_options", args.this_options, "--child", root, config]
                 res = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=os.environ.copy())
                 if res.returncode:
                     sys.exit(f"{name} ({root}) failed:\n{res.stderr}")
@@ -82,7 +86,8 @@ def main_cli() -> None:
         for n in runs:
             if "phases" in runs[n][0]:
                 med[n]["phases"] = {ph: statistics.median(o["phases"].get(ph, 0.0) for o in runs[n]) for ph in PHASES}
-        print(f"== {config}: medians of {args.rounds} rounds (other = {roots['other']})")
+        print(f"== {config}: medians of {args.rounds} rounds (other = {roots['other']}"
+              f"{'; this with ' + args.this_options if args.this_options else ''})")
         rows = [("seconds per iteration", "median_s"), ("process CPU seconds", "cpu_s"), ("peak memory GB", "peak_gb")]
         if "phases" in med["this"]:
             rows = [(ph, ph) for ph in PHASES] + rows
