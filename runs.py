@@ -9,7 +9,7 @@ from typing import NamedTuple, Optional
 
 import torch
 
-from models.performance import apply_speed_options
+from models.performance import amp_dtype, apply_speed_options
 from utils import distributed as dist, malloc
 from utils.atomic import atomic_write_json, remove_stale_temps
 from utils.checkpoint import (CheckpointError, generator_state_from, load_checkpoint, newest_checkpoint,
@@ -257,9 +257,9 @@ def describe_run(opt: Namespace | SimpleNamespace, device: torch.device) -> str:
     """The first log line: device, threads, precision, torch version and the decoder solver."""
     where = (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda"
              else f", {torch.get_num_threads()} threads, {malloc.describe()}")
-    amp = getattr(opt, "amp", "off")
-    precision = "float32" if amp == "off" else f"autocast {amp}"
-    if amp == "bf16" and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    dtype = amp_dtype(opt)
+    precision = "float32" if dtype is None else f"autocast {opt.amp}"
+    if dtype == torch.bfloat16 and device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         precision += " (this CPU has no bf16 instructions: expect it slower than float32)"
     solver = " -> torchdiffeq 'implicit_adams' (its variable-step Adams was removed)" if opt.dec_diff == "adams" else ""
     return (f"device {device}{where}, {precision}, torch {torch.__version__}; "

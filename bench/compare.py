@@ -65,8 +65,9 @@ def main_cli() -> None:
     args = p.parse_args()
     if args.child:
         options, warmup, iters, phases = CONFIGS[args.child[1]]
-        extra = shlex.split(args.this_options) if Path(args.child[0]).resolve() == HERE else []
-        print(json.dumps(child(args.child[0], options + extra, warmup, iters, phases, args.threads)))
+        # the parent passes --this_options to this checkout's children only
+        print(json.dumps(child(args.child[0], options + shlex.split(args.this_options), warmup, iters,
+                               phases, args.threads)))
         return
     roots = {"other": str(Path(args.against).resolve()), "this": str(HERE)}
     for config in args.configs:
@@ -74,7 +75,7 @@ def main_cli() -> None:
         for r in range(args.rounds):
             for name, root in roots.items():
                 cmd = [sys.executable, __file__, "--against", args.against, "--threads", str(args.threads),
-                       "--this_options", args.this_options, "--child", root, config]
+                       "--this_options", args.this_options if name == "this" else "", "--child", root, config]
                 res = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=os.environ.copy())
                 if res.returncode:
                     sys.exit(f"{name} ({root}) failed:\n{res.stderr}")
